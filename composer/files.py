@@ -1,0 +1,64 @@
+"""Safe file writing: atomic, never overwriting without ``force``, sanitized names."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from composer.errors import ComposerError
+
+
+def safe_name(text: str, default: str = "melody", max_len: int = 60) -> str:
+    """A file-name stem from user or MIDI text: no path separators, dots-only or control characters."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
+    stem = re.sub(r"-{2,}", "-", stem)[:max_len].strip("-._")
+    return stem or default
+
+
+def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same folder.
+
+    Without ``force`` an existing file is never replaced (the final step is a hard
+    link, which fails if the name exists, so racing writers cannot clobber each other)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise ComposerError(f"cannot write to {folder}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ComposerError(f"{path} already exists: use --force to overwrite it") from None
+            except OSError:  # file systems without hard links
+                if path.exists():
+                    raise ComposerError(f"{path} already exists: use --force to overwrite it") from None
+                os.replace(tmp, path)
+    except OSError as e:
+        raise ComposerError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def unique_path(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem.suffix``, or ``stem-2``, ``stem-3`` ... if taken."""
+    folder = Path(folder)
+    path = folder / f"{stem}{suffix}"
+    n = 2
+    while path.exists():
+        path = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return path

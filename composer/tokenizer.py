@@ -1,0 +1,225 @@
+"""Melody <-> token ids: a REMI-like, bar- and meter-aware event vocabulary.
+
+A melody becomes::
+
+    BOS TimeSig_6/8 Key_Am  Bar Pos_0 Pitch_69 Dur_6 Pos_6 Pitch_72 Dur_12 ...  Bar ...  EOS
+
+One ``Bar`` token opens every bar (empty bars too), so the number of bars is
+exact. Each note is ``Pos_p`` (onset within its bar, in grid steps),
+``Pitch_n`` and one or more ``Dur_d`` tokens whose values add up to its
+length: a note longer than ``MAX_DUR`` steps is ``Dur_96 Dur_96 ... Dur_r``.
+Rests are the gaps between one note's end and the next onset. Tempo is not a
+token: it is kept in the MIDI file, not learnt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from composer.errors import TokenizerError
+from composer.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature
+
+TOKENIZER_VERSION = 1
+MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar: 4/2, 8/4, 16/8
+MAX_DUR = 8 * STEPS_PER_QUARTER  # longest single Dur token; longer notes chain tokens
+
+# Token kinds, as stored in ``Vocab.kinds``.
+SPECIAL, TIMESIG, KEY, BAR, POS, PITCH, DUR = range(7)
+KIND_NAMES = ("Special", "TimeSig", "Key", "Bar", "Pos", "Pitch", "Dur")
+
+
+def supported_meters() -> list[TimeSignature]:
+    """Every n/d with d in 2, 4, 8, 16 whose bar fits ``MAX_BAR_STEPS``."""
+    out = []
+    for den in (2, 4, 8, 16):
+        for num in range(1, 33):
+            ts = TimeSignature(num, den)
+            if ts.bar_steps <= MAX_BAR_STEPS:
+                out.append(ts)
+    return out
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """The token vocabulary: strings, their kinds and values, and id lookups."""
+
+    tokens: tuple[str, ...]
+    version: int = TOKENIZER_VERSION
+
+    @classmethod
+    def build(cls) -> Vocab:
+        toks = ["PAD", "BOS", "EOS"]
+        toks += [f"TimeSig_{ts}" for ts in supported_meters()]
+        toks += [f"Key_{Key.from_index(i).name}" for i in range(24)]
+        toks += ["Bar"]
+        toks += [f"Pos_{p}" for p in range(MAX_BAR_STEPS)]
+        toks += [f"Pitch_{p}" for p in range(PITCH_MIN, PITCH_MAX + 1)]
+        toks += [f"Dur_{d}" for d in range(1, MAX_DUR + 1)]
+        return cls(tuple(toks))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tokens)}
+
+    @cached_property
+    def kinds(self) -> np.ndarray:
+        """Kind of each id (SPECIAL, TIMESIG, ...), shape (V,)."""
+        kinds = np.empty(len(self), dtype=np.int64)
+        for i, t in enumerate(self.tokens):
+            head = t.split("_")[0]
+            kinds[i] = KIND_NAMES.index(head) if head in KIND_NAMES else SPECIAL
+        return kinds
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """Numeric value of each id (position, pitch, duration, key index, bar steps), else -1."""
+        vals = np.full(len(self), -1, dtype=np.int64)
+        for i, t in enumerate(self.tokens):
+            kind, _, v = t.partition("_")
+            if kind in ("Pos", "Pitch", "Dur"):
+                vals[i] = int(v)
+            elif kind == "Key":
+                vals[i] = Key.parse(v).index
+            elif kind == "TimeSig":
+                vals[i] = TimeSignature.parse(v).bar_steps
+        return vals
+
+    def id(self, token: str) -> int:
+        try:
+            return self.index[token]
+        except KeyError:
+            raise TokenizerError(f"token {token!r} is not in the vocabulary") from None
+
+    pad = property(lambda self: self.index["PAD"])
+    bos = property(lambda self: self.index["BOS"])
+    eos = property(lambda self: self.index["EOS"])
+    bar = property(lambda self: self.index["Bar"])
+
+    def timesig_id(self, ts: TimeSignature) -> int:
+        tok = f"TimeSig_{ts}"
+        if tok not in self.index:
+            raise TokenizerError(f"time signature {ts} is not supported (bars longer than {MAX_BAR_STEPS // STEPS_PER_QUARTER} quarters)")
+        return self.index[tok]
+
+    def key_id(self, key: Key) -> int:
+        return self.index[f"Key_{key.name}"]
+
+    def pitch_id(self, pitch: int) -> int:
+        if not PITCH_MIN <= pitch <= PITCH_MAX:
+            raise TokenizerError(f"pitch {pitch} is outside the range {PITCH_MIN}-{PITCH_MAX}")
+        return self.index[f"Pitch_{pitch}"]
+
+    def first(self, kind: int) -> int:
+        """Lowest id of a kind (ids of one kind are contiguous)."""
+        return int(np.flatnonzero(self.kinds == kind)[0])
+
+    def transpose_table(self, semitones: int) -> np.ndarray:
+        """Id -> id map shifting pitch and key tokens; pitches pushed out of range map to -1."""
+        table = np.arange(len(self))
+        pitch0, key0 = self.first(PITCH), self.first(KEY)
+        p = np.flatnonzero(self.kinds == PITCH)
+        shifted = self.values[p] + semitones
+        table[p] = np.where((shifted >= PITCH_MIN) & (shifted <= PITCH_MAX), pitch0 + shifted - PITCH_MIN, -1)
+        k = np.flatnonzero(self.kinds == KEY)
+        kv = self.values[k]
+        table[k] = key0 + (kv % 12 + semitones) % 12 + 12 * (kv >= 12)
+        return table
+
+    def to_json(self) -> str:
+        return json.dumps({"tokenizer_version": self.version, "tokens": list(self.tokens)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Vocab:
+        data = json.loads(text)
+        if data.get("tokenizer_version") != TOKENIZER_VERSION:
+            raise TokenizerError(
+                f"vocabulary is from tokenizer version {data.get('tokenizer_version')}, "
+                f"this composer uses version {TOKENIZER_VERSION}"
+            )
+        return cls(tuple(data["tokens"]), data["tokenizer_version"])
+
+
+VOCAB = Vocab.build()
+
+
+def encode(melody: Melody, vocab: Vocab = VOCAB) -> list[int]:
+    """Token ids of a melody (BOS ... EOS)."""
+    v = vocab
+    bar_len = melody.bar_steps
+    pos0, dur0 = v.first(POS), v.first(DUR)
+    ids = [v.bos, v.timesig_id(melody.time_signature), v.key_id(melody.key)]
+    notes = melody.notes
+    i = 0
+    for b in range(melody.n_bars):
+        ids.append(v.bar)
+        bar_end = (b + 1) * bar_len
+        while i < len(notes) and notes[i].start < bar_end:
+            n = notes[i]
+            ids.append(pos0 + n.start - b * bar_len)
+            ids.append(v.pitch_id(n.pitch))
+            d = n.duration
+            while d > MAX_DUR:
+                ids.append(dur0 + MAX_DUR - 1)
+                d -= MAX_DUR
+            ids.append(dur0 + d - 1)
+            i += 1
+    ids.append(v.eos)
+    return ids
+
+
+def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> Melody:
+    """Melody from token ids; raises TokenizerError when they break the grammar.
+
+    A missing EOS is accepted (a truncated sequence decodes to its complete bars)."""
+    v = vocab
+    kinds, values = v.kinds, v.values
+    seq = [int(t) for t in ids]
+    if len(seq) < 3 or seq[0] != v.bos or kinds[seq[1]] != TIMESIG or kinds[seq[2]] != KEY:
+        raise TokenizerError("token sequence must start with BOS, a TimeSig and a Key token")
+    ts = TimeSignature.parse(v.tokens[seq[1]].split("_", 1)[1])
+    key = Key.from_index(int(values[seq[2]]))
+    bar_len = ts.bar_steps
+    notes: list[Note] = []
+    n_bars, i, end = 0, 3, 0
+    while i < len(seq):
+        t = seq[i]
+        kind = kinds[t]
+        if t == v.eos:
+            break
+        if kind == BAR:
+            n_bars += 1
+            i += 1
+        elif kind == POS and n_bars > 0:
+            pos = int(values[t])
+            if pos >= bar_len or i + 2 >= len(seq) or kinds[seq[i + 1]] != PITCH or kinds[seq[i + 2]] != DUR:
+                raise TokenizerError(f"bad note at token {i}: expected Pos<{bar_len} Pitch Dur")
+            pitch = int(values[seq[i + 1]])
+            i += 2
+            dur = 0
+            while i < len(seq) and kinds[seq[i]] == DUR:
+                dur += int(values[seq[i]])
+                last = int(values[seq[i]])
+                i += 1
+                if last != MAX_DUR:
+                    break
+            start = (n_bars - 1) * bar_len + pos
+            if start < end:
+                raise TokenizerError(f"note at step {start} starts before the previous note ends ({end})")
+            notes.append(Note(start, dur, pitch))
+            end = start + dur
+        else:
+            raise TokenizerError(f"unexpected token {v.tokens[t]} at position {i}")
+    n_bars = max(n_bars, 1, -(-end // bar_len))
+    return Melody(tuple(notes), ts, key, n_bars, tempo=tempo, title=title)
+
+
+def count_notes(ids, vocab: Vocab = VOCAB) -> int:
+    """Number of notes in a token sequence (its Pitch tokens)."""
+    return int(np.count_nonzero(vocab.kinds[np.asarray(ids)] == PITCH))
