@@ -1,0 +1,100 @@
+"""The melody model: Embedding -> stacked fused nn.LSTM with dropout -> Linear.
+
+Knows nothing about files or the command line. ``forward`` runs whole sequences
+through the fused (cuDNN/oneDNN) kernel for training; ``step`` advances one token
+for sampling with the same weights, as one ``addmm`` per layer over the
+concatenated input and hidden weights, which is several times faster than
+calling ``nn.LSTM`` on a length-1 sequence on a CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from composer.config import ModelConfig
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
+
+
+class MelodyLSTM(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.lstm = nn.LSTM(
+            cfg.embed_size, cfg.hidden_size, cfg.num_layers,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, batch_first=True,
+        )
+        # Tying needs the output input width to equal the embedding width.
+        self.proj = nn.Linear(cfg.hidden_size, cfg.embed_size) if cfg.tie_weights and cfg.hidden_size != cfg.embed_size else None
+        self.head = nn.Linear(cfg.embed_size if cfg.tie_weights else cfg.hidden_size, cfg.vocab_size)
+        if cfg.tie_weights:
+            self.head.weight = self.embed.weight
+        nn.init.normal_(self.embed.weight, std=0.05)
+        self._fused: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> logits (B, T, V), new state."""
+        x = self.drop(self.embed(ids))  # (B, T, E)
+        y, state = self.lstm(x, state)  # (B, T, H)
+        return self._logits(self.drop(y)), state
+
+    def _logits(self, y: torch.Tensor) -> torch.Tensor:
+        if self.proj is not None:
+            y = self.proj(y)
+        return self.head(y)
+
+    def init_state(self, batch: int, device=None, dtype=None) -> State:
+        p = next(self.parameters())
+        shape = (self.cfg.num_layers, batch, self.cfg.hidden_size)
+        z = torch.zeros(shape, device=device or p.device, dtype=dtype or p.dtype)
+        return z, z.clone()
+
+    def fused_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer: W (E_in + H, 4H) = [W_ih; W_hh]^T and b = b_ih + b_hh, cached for eval."""
+        if self._fused is None or self.training:
+            out = []
+            for k in range(self.cfg.num_layers):
+                w_ih = getattr(self.lstm, f"weight_ih_l{k}")
+                w_hh = getattr(self.lstm, f"weight_hh_l{k}")
+                b = getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")
+                out.append((torch.cat([w_ih, w_hh], dim=1).t().contiguous(), b.contiguous()))
+            if self.training:
+                return out
+            self._fused = out
+        return self._fused
+
+    def train(self, mode: bool = True):
+        self._fused = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._fused = None  # weights moved or cast: rebuild the fused copies
+        return super()._apply(fn, *args, **kwargs)
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One token per sequence: ids (B,) -> logits (B, V), new state. Eval mode only."""
+        h, c = state
+        x = self.embed(ids)  # (B, E)
+        hs, cs = [], []
+        for k, (w, b) in enumerate(self.fused_weights()):
+            gates = torch.addmm(b, torch.cat([x, h[k]], dim=1), w)  # (B, 4H): i, f, g, o
+            i, f, g, o = gates.chunk(4, dim=1)
+            ck = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
+            x = torch.sigmoid(o) * torch.tanh(ck)
+            hs.append(x)
+            cs.append(ck)
+        return self._logits(x), (torch.stack(hs), torch.stack(cs))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def sequence_nll(model: MelodyLSTM, ids: torch.Tensor) -> torch.Tensor:
+    """Summed negative log-likelihood (nats) of ids[1:] given ids[:-1]; ids (T,) one melody."""
+    logits, _ = model(ids[:-1].unsqueeze(0))
+    return F.cross_entropy(logits[0].float(), ids[1:], reduction="sum")
