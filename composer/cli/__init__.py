@@ -1,0 +1,48 @@
+"""The `compose` command line: a thin click layer over the library.
+
+Each module in this package defines one ``command`` (a click command or group) and
+imports heavy libraries (torch, music21) only inside its functions, so
+``compose --help`` answers fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import click
+
+from composer import __version__
+from composer.errors import ComposerError
+
+
+class _Group(click.Group):
+    """Turns the package's own errors into one-line messages with a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ComposerError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="composer")
+def main() -> None:
+    """Learn melodies from MIDI files and write new ones.
+
+    \b
+    compose check midi_corpus/       what the tokenizer keeps of each file
+    compose train                    learn from midi_corpus/ (or --data DIR)
+    compose generate --bars 16       write new melodies to outputs/
+    """
+
+
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if not _info.name.startswith("_"):
+        _mod = importlib.import_module(f"{__name__}.{_info.name}")
+        if hasattr(_mod, "command"):
+            main.add_command(_mod.command)
