@@ -1,0 +1,266 @@
+"""A folder of MIDI files -> tokenized melodies, in parallel, cached on disk.
+
+The cache is one compact ``.npz`` file per corpus folder, keyed by each file's
+content hash (sha256 of its bytes) and the tokenizer version: renaming or moving
+a file keeps its entry, editing it re-tokenizes just that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from composer.errors import ComposerError, CorpusError
+from composer.files import atomic_write
+from composer.tokenizer import TOKENIZER_VERSION
+
+MIDI_SUFFIXES = (".mid", ".midi")
+_CHUNK = 32  # files per task sent to a worker process
+
+
+@dataclass(frozen=True)
+class TokenizedFile:
+    """One usable file: its token ids and what they describe."""
+
+    path: str  # relative to the corpus folder, with '/' separators
+    ids: np.ndarray  # token ids, int16, BOS ... EOS
+    notes: int
+    meter: str  # "6/8"
+    key: str  # "Am"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The usable files of a folder and the ones skipped, with their reasons."""
+
+    files: tuple[TokenizedFile, ...]
+    skipped: tuple[tuple[str, str], ...]  # (path, reason)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(f.ids) for f in self.files)
+
+    @property
+    def n_notes(self) -> int:
+        return sum(f.notes for f in self.files)
+
+
+def find_midi_files(folder: str | Path) -> list[Path]:
+    """Every .mid/.midi file under ``folder`` (any case, recursive), sorted by path."""
+    folder = Path(folder)
+    return [folder / rel for rel, _ in _scan(str(folder))]
+
+
+def _scan(folder: str) -> list[tuple[str, tuple[int, int, int]]]:
+    """(relative '/'-separated path, (size, mtime_ns, ctime_ns)) of each MIDI file, sorted by path.
+
+    os.scandir, not pathlib: on a cached load pathlib alone costs more than the rest."""
+    found = []
+    stack = [("", folder)]
+    while stack:
+        prefix, path = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir():
+                    stack.append((prefix + e.name + "/", e.path))
+                elif e.name.lower().endswith(MIDI_SUFFIXES) and e.is_file():
+                    st = e.stat()
+                    found.append((prefix + e.name, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def default_cache_dir() -> Path:
+    """$COMPOSER_CACHE, else $XDG_CACHE_HOME/composer, else ~/.cache/composer."""
+    if os.environ.get("COMPOSER_CACHE"):
+        return Path(os.environ["COMPOSER_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "composer"
+
+
+# One entry: (ids int16 or None, notes, meter, key, reason); reason is "" when usable.
+_Entry = tuple
+
+
+def tokenize_file(path: str | Path) -> _Entry:
+    """Read and encode one file; a bad file gives ``(None, 0, "", "", reason)``, never raises."""
+    from composer.midi_io import read_melody
+    from composer.tokenizer import encode
+
+    try:
+        melody = read_melody(path)
+        ids = np.asarray(encode(melody), dtype=np.int16)
+        return ids, len(melody.notes), str(melody.time_signature), melody.key.name, ""
+    except ComposerError as e:
+        return None, 0, "", "", getattr(e, "reason", None) or str(e)
+    except Exception as e:  # a reader bug must not stop a batch of thousands of files
+        return None, 0, "", "", f"unexpected error ({type(e).__name__}: {e})"
+
+
+def _tokenize_chunk(paths: list[str]) -> list[_Entry]:
+    return [tokenize_file(p) for p in paths]
+
+
+def _hash_file(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _cache_path(cache_dir: Path, folder: Path) -> Path:
+    tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / f"corpus-{tag}-v{TOKENIZER_VERSION}.npz"
+
+
+def _read_cache(path: Path) -> tuple[dict[str, _Entry], dict[str, tuple[tuple[int, int, int], str]]]:
+    """(entries by content hash, {path: (stat, hash)}); an unreadable or foreign cache is empty."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["version"]) != TOKENIZER_VERSION:
+                return {}, {}
+            hashes, off, ids = z["hashes"].tolist(), z["offsets"].tolist(), z["ids"]
+            rows = zip(hashes, z["notes"].tolist(), z["meters"].tolist(), z["keys"].tolist(), z["reasons"].tolist())
+            stat_rows = zip(z["stat_paths"].tolist(), z["stats"].tolist(), z["stat_hashes"].tolist())
+            entries = {h: (None if r else ids[off[j]: off[j + 1]], n, m, k, r) for j, (h, n, m, k, r) in enumerate(rows)}
+            return entries, {p: (tuple(st), h) for p, st, h in stat_rows}
+    except Exception:
+        return {}, {}
+
+
+def _write_cache(path: Path, entries: dict[str, _Entry], stats: dict[str, tuple[tuple[int, int, int], str]]) -> None:
+    hashes = list(entries)
+    seqs = [entries[h][0] if entries[h][0] is not None else np.zeros(0, np.int16) for h in hashes]
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(s) for s in seqs])
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        version=np.int64(TOKENIZER_VERSION),
+        hashes=np.array(hashes, dtype="U64"),
+        offsets=offsets,
+        ids=np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16),
+        notes=np.array([entries[h][1] for h in hashes], dtype=np.int64),
+        meters=np.array([entries[h][2] for h in hashes], dtype=str),
+        keys=np.array([entries[h][3] for h in hashes], dtype=str),
+        reasons=np.array([entries[h][4] for h in hashes], dtype=str),
+        stat_paths=np.array(list(stats), dtype=str),
+        stats=np.array([st for st, _ in stats.values()], dtype=np.int64).reshape(-1, 3),
+        stat_hashes=np.array([h for _, h in stats.values()], dtype="U64"),
+    )
+    try:
+        atomic_write(path, buf.getvalue(), force=True)
+    except ComposerError:
+        pass  # a read-only cache folder only costs speed
+
+
+def load_corpus(
+    folder: str | Path,
+    *,
+    cache_dir: str | Path | None | bool = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Corpus:
+    """Tokenize every MIDI file under ``folder``; bad files are skipped with their reason.
+
+    ``cache_dir=False`` disables the cache; ``workers`` defaults to the CPU count
+    (1 = in this process). ``progress(done, total)`` is called as files finish."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CorpusError(f"{folder} is not a folder: give a folder of .mid files")
+    found = _scan(str(folder))
+    if not found:
+        raise CorpusError(f"{folder} holds no .mid or .midi files: add MIDI files or give another folder")
+    total = len(found)
+    cache_file = None if cache_dir is False else _cache_path(Path(cache_dir or default_cache_dir()), folder)
+    cached, old_stats = _read_cache(cache_file) if cache_file is not None and cache_file.exists() else ({}, {})
+    # A file whose size and times are unchanged keeps its recorded content hash (as git does);
+    # any other file is hashed again, so entries are always found by content.
+    hashes, stats, entries = [], {}, {}
+    for rel, st in found:
+        old = old_stats.get(rel)
+        if old is not None and old[0] == st:
+            h = old[1]
+        else:
+            try:
+                h = _hash_file(os.path.join(folder, rel))
+            except OSError as e:
+                h = f"unreadable:{rel}"
+                entries[h] = (None, 0, "", "", f"cannot read: {e.strerror}")
+        hashes.append(h)
+        if h in cached:
+            entries[h] = cached[h]
+        if not h.startswith("unreadable:"):
+            stats[rel] = (st, h)
+    todo = sorted({h: os.path.join(folder, rel) for (rel, _), h in zip(found, hashes) if h not in entries}.items())
+    done = total - sum(1 for h in hashes if h not in entries)
+    if progress:
+        progress(done, total)
+    for h, entry in zip([h for h, _ in todo], _run(todo, workers, total, done, progress)):
+        entries[h] = entry
+    if cache_file is not None and (todo or stats.keys() != old_stats.keys() or len(cached) != len(entries)):
+        keep = {h: entries[h] for h in dict.fromkeys(hashes) if not h.startswith("unreadable:")}
+        _write_cache(cache_file, keep, stats)
+    files, skipped = [], []
+    for (rel, _), h in zip(found, hashes):
+        ids, notes, meter, key, reason = entries[h]
+        if reason:
+            skipped.append((rel, reason))
+        else:
+            files.append(TokenizedFile(rel, ids, notes, meter, key))
+    if not files:
+        why = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise CorpusError(f"no usable MIDI file in {folder}: all {total} were skipped{why}; run `compose check {folder}`")
+    return Corpus(tuple(files), tuple(skipped))
+
+
+def _run(todo: list[tuple[str, str]], workers: int | None, total: int, done: int, progress) -> Iterable[_Entry]:
+    """Tokenize the ``todo`` files (hash, path) in order, in worker processes when it pays."""
+    paths = [p for _, p in todo]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(paths) // _CHUNK + 1))
+    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    if workers == 1:
+        results = map(_tokenize_chunk, chunks)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(_tokenize_chunk, chunks)
+    try:
+        for chunk in results:
+            yield from chunk
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def split_files(files: Iterable[TokenizedFile], val_fraction: float = 0.1, seed: int = 0
+                ) -> tuple[list[TokenizedFile], list[TokenizedFile]]:
+    """(train, validation) by file, deterministic from ``seed`` and the file paths.
+
+    Validation holds ``val_fraction`` of the files (at least 5%, and at least one file
+    when there are two or more); each file's side depends only on its path and the seed,
+    so adding files to a corpus moves few others."""
+    files = list(files)
+    n = len(files)
+    if n < 2:
+        return files, []
+    frac = min(max(val_fraction, 0.05), 0.5)
+    n_val = min(n - 1, max(1, int(np.ceil(n * frac))))
+    rank = sorted(range(n), key=lambda i: hashlib.sha256(f"{seed}:{files[i].path}".encode()).digest())
+    val_idx = set(rank[:n_val])
+    train = [f for i, f in enumerate(files) if i not in val_idx]
+    val = [f for i, f in enumerate(files) if i in val_idx]
+    return train, val
