@@ -206,7 +206,7 @@ def load_corpus(
     done = total - sum(1 for h in hashes if h not in entries)
     if progress:
         progress(done, total)
-    for h, entry in zip([h for h, _ in todo], _run(todo, workers, total, done, progress)):
+    for h, entry in zip([h for h, _ in todo], list(_run(todo, workers, total, done, progress))):
         entries[h] = entry
     if cache_file is not None and (todo or stats.keys() != old_stats.keys() or len(cached) != len(entries)):
         keep = {h: entries[h] for h in dict.fromkeys(hashes) if not h.startswith("unreadable:")}
