@@ -137,13 +137,19 @@ class Vocab:
 
     @classmethod
     def from_json(cls, text: str) -> Vocab:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError):
+            raise TokenizerError("vocabulary is not valid JSON") from None
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens) or len(set(tokens)) != len(tokens):
+            raise TokenizerError("vocabulary JSON has no valid 'tokens' list")
         if data.get("tokenizer_version") != TOKENIZER_VERSION:
             raise TokenizerError(
                 f"vocabulary is from tokenizer version {data.get('tokenizer_version')}, "
                 f"this composer uses version {TOKENIZER_VERSION}"
             )
-        return cls(tuple(data["tokens"]), data["tokenizer_version"])
+        return cls(tuple(tokens), data["tokenizer_version"])
 
 
 VOCAB = Vocab.build()
@@ -180,7 +186,7 @@ def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> 
     A missing EOS is accepted (a truncated sequence decodes to its complete bars)."""
     v = vocab
     kinds, values = v.kinds, v.values
-    seq = [int(t) for t in ids]
+    seq = _checked(ids, v)
     if len(seq) < 3 or seq[0] != v.bos or kinds[seq[1]] != TIMESIG or kinds[seq[2]] != KEY:
         raise TokenizerError("token sequence must start with BOS, a TimeSig and a Key token")
     ts = TimeSignature.parse(v.tokens[seq[1]].split("_", 1)[1])
@@ -222,4 +228,16 @@ def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> 
 
 def count_notes(ids, vocab: Vocab = VOCAB) -> int:
     """Number of notes in a token sequence (its Pitch tokens)."""
-    return int(np.count_nonzero(vocab.kinds[np.asarray(ids)] == PITCH))
+    return int(np.count_nonzero(vocab.kinds[_checked(ids, vocab)] == PITCH))
+
+
+def _checked(ids, vocab: Vocab) -> list[int]:
+    """The ids as ints, refusing any outside the vocabulary (numpy would wrap negative ones)."""
+    try:
+        seq = np.asarray(ids, dtype=np.int64).reshape(-1).tolist()
+    except (TypeError, ValueError, OverflowError):
+        raise TokenizerError("token ids must be integers") from None
+    if seq and not 0 <= min(seq) <= max(seq) < len(vocab):
+        bad = next(t for t in seq if not 0 <= t < len(vocab))
+        raise TokenizerError(f"token id {bad} is outside the vocabulary (0-{len(vocab) - 1})")
+    return seq
