@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.errors import MidiError
+from composer.errors import MidiError, TokenizerError
 from composer.files import atomic_write
-from composer.melody import STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature, estimate_key
-from composer.tokenizer import MAX_BAR_STEPS
+from composer.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature, estimate_key
+from composer.tokenizer import supported_meters
 
 MAX_BARS = 4096  # longer melodies are refused (guards against absurd tick values)
 MAX_FILE_BYTES = 32 * 2**20
+_METERS = frozenset(supported_meters())  # the meters the tokenizer has a TimeSig token for
 _MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|sing|solo|tune", re.I)
 
 
@@ -30,10 +31,10 @@ class ReadReport:
     """What reading a file kept and changed."""
 
     melody: Melody
-    track: str  # name (or "track N") of the track used as melody
+    track: str  # name of the track used as melody, else "track N" (N counts the tracks holding notes)
     source_notes: int  # notes in that track
     quantized: int  # notes whose onset or end moved to reach the grid
-    dropped: int  # notes removed to make the line monophonic, or outside the meter section kept
+    dropped: int  # notes removed: chords/inner voices (skyline), outside the meter section kept, off the piano
     key_estimated: bool  # True when the file had no key signature
 
 
@@ -53,17 +54,32 @@ def _load_score(path: Path):
         raise MidiError(path, "empty file (0 bytes)")
     if size > MAX_FILE_BYTES:
         raise MidiError(path, f"file too large ({size} bytes)")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != b"MThd":
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise MidiError(path, f"cannot read: {e.strerror}") from None
+    if data[:4] != b"MThd":
         raise MidiError(path, "not a MIDI file (no MThd header)")
     try:
-        score = Score(str(path), ttype="tick")
+        score = Score.from_midi(data, ttype="tick")
     except Exception as e:  # symusic raises RuntimeError/ValueError/IndexError on bad data
-        raise MidiError(path, f"corrupt or truncated MIDI ({str(e).strip() or type(e).__name__})") from None
+        raise MidiError(path, f"corrupt or truncated MIDI ({_parser_message(e)})") from None
     if score.ticks_per_quarter <= 0:
         raise MidiError(path, f"bad resolution ({score.ticks_per_quarter} ticks per quarter)")
     return score
+
+
+def _parser_message(e: Exception) -> str:
+    """symusic's message, short: 'MiniMidi: Unexpected EOF ...!: iostream error' -> 'Unexpected EOF ...'."""
+    text = _clean(str(e)).removeprefix("MiniMidi:").removesuffix(": iostream error").strip()
+    text = text.split("!")[0].strip() or type(e).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _clean(text: str) -> str:
+    """One printable line: control characters (NUL padding, newlines) removed, spaces trimmed."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text or "").strip()
 
 
 def _choose_track(path: Path, score):
@@ -84,44 +100,68 @@ def _choose_track(path: Path, score):
     return max(candidates, key=score_of)
 
 
-def _meter_section(path: Path, score, end_tick: int) -> tuple[TimeSignature, int, int]:
-    """The longest stretch in one supported meter: (meter, start tick, end tick)."""
-    changes = []
-    for ts in score.time_signatures:
+def _meter_section(path: Path, score, on: np.ndarray) -> tuple[TimeSignature, int, int, int]:
+    """The single-meter stretch holding most of the melody's notes (ties: the longer one):
+    (meter, origin tick of bar 1, first tick kept, end tick). A section shorter than one bar
+    just before it (a pickup written as its own bar, e.g. 1/4 then 4/4) is kept as a pickup."""
+    at: dict[int, TimeSignature | None] = {}
+    for ts in score.time_signatures:  # the last event at a tick wins
+        num, den = int(ts.numerator), int(ts.denominator)
+        if num < 1 or den < 1 or den & (den - 1) or den > 64:
+            continue  # a malformed event, not a meter: ignored
         try:
-            meter = TimeSignature(int(ts.numerator), int(ts.denominator))
-            ok = meter.bar_steps <= MAX_BAR_STEPS
+            meter = TimeSignature(num, den)
+            at[int(ts.time)] = meter if meter in _METERS else None
         except Exception:
-            ok = False
-        changes.append((int(ts.time), meter if ok else None))
-    if not changes or changes[0][0] > 0:
-        changes.insert(0, (0, TimeSignature(4, 4)))
-    changes.sort(key=lambda c: c[0])
-    best = None
-    for j, (t0, meter) in enumerate(changes):
-        t1 = changes[j + 1][0] if j + 1 < len(changes) else max(end_tick, t0)
-        if meter is not None and t1 > t0 and (best is None or t1 - t0 > best[2] - best[1]):
-            best = (meter, t0, t1)
+            at[int(ts.time)] = None
+    if not at or min(at) > 0:
+        at[0] = TimeSignature(4, 4)  # the MIDI default before any time signature
+    changes: list[tuple[int, TimeSignature | None]] = []
+    for t, meter in sorted(at.items()):
+        if not changes or changes[-1][1] != meter:  # a restated meter continues its section
+            changes.append((t, meter))
+    bounds = [t for t, _ in changes[1:]] + [max(int(on.max()) + 1, changes[-1][0] + 1)]
+    on_sorted = np.sort(on)
+    best, best_rank = None, None
+    for j, ((t0, meter), t1) in enumerate(zip(changes, bounds)):
+        count = int(np.searchsorted(on_sorted, t1) - np.searchsorted(on_sorted, t0))
+        if meter is not None and count and (best_rank is None or (count, t1 - t0) > best_rank):
+            best, best_rank = j, (count, t1 - t0)
     if best is None:
-        raise MidiError(path, "no supported time signature")
-    return best
+        raise MidiError(path, "no notes in a supported time signature")
+    (t0, meter), t1 = changes[best], bounds[best]
+    bar_ticks = meter.bar_steps * score.ticks_per_quarter / STEPS_PER_QUARTER
+    origin = first = t0
+    if best > 0 and t0 - changes[best - 1][0] < bar_ticks:
+        first = changes[best - 1][0]
+        origin = t0 - bar_ticks
+    if best + 1 == len(changes):
+        t1 = np.iinfo(np.int64).max
+    return meter, origin, first, t1
 
 
-def _skyline(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> list[tuple[int, int, int]]:
-    """Monophonic line: at each onset the highest note; a higher note cuts a sounding lower one."""
+def _skyline(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Monophonic line: at each onset the highest note; a higher note cuts a sounding lower one;
+    a lower note starting under a sounding one is an inner voice and dropped, unless it starts
+    within a sixteenth of that note's end and outlasts it (legato playing: it cuts the note)."""
     order = np.lexsort((-pitch, start))
+    start, end, pitch = start[order], end[order], pitch[order]
+    if len(start) < 2 or (np.all(start[1:] > start[:-1]) and np.all(end[:-1] <= start[1:])):
+        return start, end, pitch  # already monophonic: the usual case for melody tracks
+    legato = STEPS_PER_QUARTER // 4
     out: list[list[int]] = []
-    for s, e, p in zip(start[order].tolist(), end[order].tolist(), pitch[order].tolist()):
+    for s, e, p in zip(start.tolist(), end.tolist(), pitch.tolist()):
         if out:
             last = out[-1]
             if s == last[0]:
                 continue  # same onset, lower note
             if s < last[1]:
-                if p < last[2]:
+                if p < last[2] and not (last[1] - s <= legato and e > last[1]):
                     continue  # lower note under a sounding one
                 last[1] = s
         out.append([s, e, p])
-    return [tuple(n) for n in out]
+    line = np.asarray(out, dtype=np.int64).reshape(-1, 3)
+    return line[:, 0], line[:, 1], line[:, 2]
 
 
 def read_report(path: str | Path) -> ReadReport:
@@ -130,47 +170,52 @@ def read_report(path: str | Path) -> ReadReport:
     score = _load_score(path)
     index, track = _choose_track(path, score)
     arr = track.notes.numpy()
+    n_source = len(arr["time"])
     tpq = score.ticks_per_quarter
     t_on = arr["time"].astype(np.int64)
     t_off = t_on + np.maximum(arr["duration"].astype(np.int64), 0)
-    meter, sec0, sec1 = _meter_section(path, score, int(t_off.max()))
+    pitch = arr["pitch"].astype(np.int64)
+    if t_on.min() < 0:
+        raise MidiError(path, "negative note times (corrupt file)")
+    meter, origin, first, sec_end = _meter_section(path, score, t_on)
     bar = meter.bar_steps
-    if (int(t_off.max()) - sec0) * STEPS_PER_QUARTER / tpq > MAX_BARS * bar:
+    if (int(t_off.max()) - origin) * STEPS_PER_QUARTER / tpq > MAX_BARS * bar:
         raise MidiError(path, f"longer than {MAX_BARS} bars (absurd tick values?)")
-    keep = (t_on >= sec0) & (t_on < sec1)
-    pitch = arr["pitch"].astype(np.int64)[keep]
-    rel_on, rel_off = t_on[keep] - sec0, np.minimum(t_off[keep], sec1) - sec0
-    if len(pitch) == 0:
-        raise MidiError(path, "no notes in the main time-signature section")
-    on = np.rint(rel_on * STEPS_PER_QUARTER / tpq).astype(np.int64)
-    off = np.rint(rel_off * STEPS_PER_QUARTER / tpq).astype(np.int64)
+    keep = (t_on >= first) & (t_on < sec_end) & (pitch >= PITCH_MIN) & (pitch <= PITCH_MAX)
+    if not keep.any():
+        raise MidiError(path, f"no notes in the piano range {PITCH_MIN}-{PITCH_MAX}")
+    pitch = pitch[keep]
+    # Fractional grid steps from bar 1's origin; exact for any resolution (integer ratios).
+    f_on = (t_on[keep] - origin) * (STEPS_PER_QUARTER / tpq)
+    f_off = (np.minimum(t_off[keep], sec_end) - origin) * (STEPS_PER_QUARTER / tpq)
+    on, off = np.rint(f_on).astype(np.int64), np.rint(f_off).astype(np.int64)
+    moved = (np.abs(f_on - on) > 1e-6) | (np.abs(f_off - off) > 1e-6)
     off = np.maximum(off, on + 1)
-    moved = ((rel_on * STEPS_PER_QUARTER) % tpq != 0) | ((rel_off * STEPS_PER_QUARTER) % tpq != 0)
-    pitch = np.clip(pitch, 0, 127)
-    line = _skyline(on, off, pitch)
-    first_bar = line[0][0] // bar  # drop whole empty bars before the first note
-    shift = first_bar * bar
-    notes = tuple(Note(s - shift, e - s, p) for s, e, p in line)
-    n_bars = max(1, -(-notes[-1].end // bar))
-    key_estimated = True
-    key = None
-    for ks in score.key_signatures:
-        if int(ks.time) <= max(sec0, int(t_on[keep].min())) and -7 <= int(ks.key) <= 7:
-            key, key_estimated = Key.from_sharps(int(ks.key), bool(ks.tonality)), False
-    if key is None:
-        key = estimate_key([n.pitch for n in notes], [n.duration for n in notes])
-    tempos = [(int(tp.time), float(tp.qpm)) for tp in score.tempos]
-    before = [q for t, q in tempos if t <= sec0]
-    tempo = before[-1] if before else tempos[0][1] if tempos else 120.0
-    tempo = round(tempo, 3) if 1 <= tempo <= 1000 else 120.0
-    title = track.name or path.stem
-    melody = Melody(notes, meter, key, n_bars, tempo=tempo, title=title)
+    on, off, pitch = _skyline(on, off, pitch)
+    shift = int(on[0]) // bar * bar  # drop whole empty bars before the first note
+    try:
+        notes = tuple(Note(s - shift, e - s, p) for s, e, p in zip(on.tolist(), off.tolist(), pitch.tolist()))
+        n_bars = max(1, -(-notes[-1].end // bar))
+        key_estimated, key = True, None
+        first_on = int(t_on[keep].min())
+        for ks in score.key_signatures:
+            if int(ks.time) <= max(first, first_on) and -7 <= int(ks.key) <= 7 and int(ks.tonality) in (0, 1):
+                key, key_estimated = Key.from_sharps(int(ks.key), bool(ks.tonality)), False
+        if key is None:
+            key = estimate_key(pitch, off - on)
+        tempos = [(int(tp.time), float(tp.qpm)) for tp in score.tempos]
+        before = [q for t, q in tempos if t <= max(first, 0)]
+        tempo = before[-1] if before else tempos[0][1] if tempos else 120.0
+        tempo = round(tempo, 3) if 1 <= tempo <= 1000 else 120.0
+        melody = Melody(notes, meter, key, n_bars, tempo=tempo, title=_clean(track.name) or path.stem)
+    except TokenizerError as e:  # the reader promises MidiError only
+        raise MidiError(path, str(e)) from None
     return ReadReport(
         melody=melody,
-        track=track.name or f"track {index + 1}",
-        source_notes=len(arr["time"]),
+        track=_clean(track.name) or f"track {index + 1}",
+        source_notes=n_source,
         quantized=int(moved.sum()),
-        dropped=len(arr["time"]) - len(notes),
+        dropped=n_source - len(notes),
         key_estimated=key_estimated,
     )
 

@@ -50,6 +50,8 @@ def melodies(draw, max_bars: int = 10, full_first_and_last: bool = False) -> Mel
     if full_first_and_last:
         if not notes:
             notes = [Note(0, 1, 60)]
+        shift = notes[0].start // bar * bar
+        notes = [Note(n.start - shift, n.duration, n.pitch) for n in notes]
         n_bars = -(-notes[-1].end // bar)
     else:
         n_bars += draw(st.integers(0, 2))  # trailing empty bars are kept by the tokens

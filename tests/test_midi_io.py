@@ -1,0 +1,313 @@
+"""Reading and writing MIDI: round trips, real multi-track files, the melody heuristics, bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from composer.errors import ComposerError, MidiError
+from composer.melody import Key, Melody, Note, TimeSignature
+from composer.midi_io import melody_to_bytes, read_melody, read_report, write_midi
+from composer.tokenizer import decode, encode
+from test_tokenizer import melodies
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_spec = importlib.util.spec_from_file_location("make_corrupted", FIXTURES / "make_corrupted.py")
+make_corrupted = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_corrupted)
+
+
+def write_ticks(path: Path, tracks: list[dict], tpq: int = 480, meters=((0, 4, 4),), tempos=((0, 120.0),),
+                keys=()) -> Path:
+    """A type-1 file written event by event: tracks are dicts(name, notes=[(on, off, pitch)], channel)."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
+    meta = [(t, mido.MetaMessage("time_signature", numerator=n, denominator=d)) for t, n, d in meters]
+    meta += [(t, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(b))) for t, b in tempos]
+    meta += [(t, mido.MetaMessage("key_signature", key=k)) for t, k in keys]
+    tracks = [{"events": meta}] + tracks
+    for tr in tracks:
+        events = list(tr.get("events", []))
+        ch = tr.get("channel", 0)
+        for on, off, p in tr.get("notes", []):
+            events.append((on, mido.Message("note_on", note=p, velocity=80, channel=ch)))
+            events.append((off, mido.Message("note_off", note=p, velocity=0, channel=ch)))
+        events.sort(key=lambda e: (e[0], e[1].type == "note_on"))  # offs before ons at a tick
+        track = mido.MidiTrack()
+        if tr.get("name"):
+            track.append(mido.MetaMessage("track_name", name=tr["name"]))
+        prev = 0
+        for t, msg in events:
+            track.append(msg.copy(time=t - prev))
+            prev = t
+        mid.tracks.append(track)
+    mid.save(str(path))
+    return path
+
+
+def line(steps: list[tuple[int, int, int]], tpq: int = 480) -> list[tuple[int, int, int]]:
+    """(start, duration, pitch) in grid steps -> (on, off, pitch) ticks."""
+    k = tpq / 12
+    return [(round(s * k), round((s + d) * k), p) for s, d, p in steps]
+
+
+# ---- round trips ---------------------------------------------------------------------------------
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(melodies(max_bars=6, full_first_and_last=True), st.sampled_from([60.0, 97.3, 120.0, 176.5]))
+def test_midi_file_round_trip(tmp_path: Path, m: Melody, tempo: float):
+    m = Melody(m.notes, m.time_signature, m.key, m.n_bars, tempo=tempo, title="t")
+    path = write_midi(m, tmp_path / "m.mid", force=True)
+    r = read_report(path)
+    assert r.melody == m
+    assert r.melody.tempo == pytest.approx(tempo, abs=1e-3)
+    assert (r.quantized, r.dropped, r.key_estimated, r.track, r.source_notes) == (0, 0, False, "Melody", len(m.notes))
+    assert decode(encode(r.melody)) == m
+
+
+def test_written_file_ends_on_the_last_bar_line(tmp_path: Path):
+    m = Melody((Note(0, 6, 60), Note(40, 8, 64)), TimeSignature(3, 4), Key(0), 2)
+    mid = mido.MidiFile(str(write_midi(m, tmp_path / "a.mid")))
+    for tr in mid.tracks:
+        assert sum(msg.time for msg in tr) == 2 * 3 * mid.ticks_per_beat
+    names = [msg.name for msg in mid.tracks[1] if msg.type == "track_name"]
+    assert names == ["Melody"]
+
+
+def test_write_never_overwrites_without_force(tmp_path: Path):
+    m = Melody((Note(0, 6, 60),), TimeSignature(4, 4), Key(0), 1)
+    p = write_midi(m, tmp_path / "a.mid")
+    before = p.read_bytes()
+    m2 = Melody((Note(0, 12, 62),), TimeSignature(4, 4), Key(0), 1)
+    with pytest.raises(ComposerError, match="--force"):
+        write_midi(m2, p)
+    assert p.read_bytes() == before
+    write_midi(m2, p, force=True)
+    assert read_melody(p) == m2
+    assert [x.name for x in tmp_path.iterdir()] == ["a.mid"]  # no temp file left
+
+
+# ---- real multi-track files (music21's test files, see fixtures/real/README.md) -------------------
+
+REAL = sorted((FIXTURES / "real").glob("*.mid"))
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+def test_real_files_yield_a_melody(path: Path):
+    r = read_report(path)
+    m = r.melody
+    assert len(m.notes) > 0 and r.source_notes == len(m.notes) + r.dropped
+    assert all(a.end <= b.start for a, b in zip(m.notes, m.notes[1:]))  # monophonic
+    assert decode(encode(m)) == m
+
+
+@pytest.mark.parametrize("name, meter, key, estimated, track, notes, first_start", [
+    ("m21_test02.mid", "4/4", "F#m", False, "Instrument 1", 36, 36),  # 1/4 pickup bar kept as a pickup
+    ("m21_test03.mid", "3/4", "Ab", False, "Piano (hi)", 435, 0),  # 1 bar of 4/4, then 3/4
+    ("m21_test05.mid", "4/4", None, True, "track 1", 6, 0),  # no meter, no tempo, no names
+    ("m21_test09.mid", "6/8", "F", False, "Right Hand", 704, 0),  # 192 tpq, tempo changes, chords
+    ("m21_test12.mid", "4/4", "C", False, "SOPRANO", 3, 0),  # highest of 4 voices
+    ("m21_test18.mid", "4/4", None, True, "音轨1", 34, 0),
+    ("m21_k525short.mid", "4/4", "C", False, "String Ensemble 1", 41, 0),
+])
+def test_real_file_details(name, meter, key, estimated, track, notes, first_start):
+    r = read_report(FIXTURES / "real" / name)
+    assert str(r.melody.time_signature) == meter
+    assert r.key_estimated is estimated
+    if key:
+        assert r.melody.key.name == key
+    assert r.track == track and len(r.melody.notes) == notes and r.melody.notes[0].start == first_start
+
+
+def test_real_file_tempo_and_track_choice():
+    r = read_report(FIXTURES / "real" / "m21_test17.mid")
+    assert r.track == "Piano" and r.source_notes == 25  # the busier of two tracks named Piano
+    assert read_report(FIXTURES / "real" / "m21_test05.mid").melody.tempo == 120.0
+    assert read_report(FIXTURES / "real" / "m21_test03.mid").melody.tempo == 144.0
+
+
+# ---- heuristics on files written here -------------------------------------------------------------
+
+def _band(tmp_path: Path, melody_name: str | None) -> Path:
+    mel = line([(i * 12, 12, 72 + (i % 5)) for i in range(16)])
+    bass = line([(i * 3, 3, 36 + (i % 7)) for i in range(64)])
+    chords = line([(i * 48, 48, p) for i in range(4) for p in (60, 64, 67)])
+    drums = line([(i * 3, 2, 42 + (i % 2) * 38) for i in range(64)])  # busy and high: hi-hat 42, 80
+    return write_ticks(tmp_path / "band.mid", [
+        {"name": "Bass", "notes": bass, "channel": 1},
+        {"name": "Pad", "notes": chords, "channel": 2},
+        {"name": "Drums", "notes": drums, "channel": 9},
+        {"name": melody_name, "notes": mel, "channel": 3},
+    ])
+
+
+def test_named_melody_track_wins(tmp_path: Path):
+    r = read_report(_band(tmp_path, "Lead Vocal"))
+    assert r.track == "Lead Vocal" and len(r.melody.notes) == 16 and r.dropped == 0
+
+
+def test_highest_busiest_non_drum_track_otherwise(tmp_path: Path):
+    r = read_report(_band(tmp_path, "Synth 2"))
+    assert r.track == "Synth 2" and [n.pitch for n in r.melody.notes][:5] == [72, 73, 74, 75, 76]
+
+
+def test_drum_only_file_is_refused(tmp_path: Path):
+    p = write_ticks(tmp_path / "d.mid", [{"name": "Kit", "notes": line([(0, 3, 36), (6, 3, 38)]), "channel": 9}])
+    with pytest.raises(MidiError, match="drum"):
+        read_report(p)
+
+
+def test_skyline_keeps_the_top_line(tmp_path: Path):
+    steps = [(0, 12, 72), (0, 12, 64), (0, 12, 60),  # chord: top note kept
+             (12, 24, 60), (18, 6, 71),  # a higher note cuts a sounding lower one
+             (36, 12, 74), (40, 4, 67),  # inner voice under a held note: dropped
+             (48, 15, 76), (60, 12, 74),  # legato: starts a sixteenth before the end, outlasts it
+             (72, 24, 72), (90, 3, 60)]  # short low note under a long one: dropped
+    p = write_ticks(tmp_path / "s.mid", [{"name": "Piano", "notes": line(steps)}])
+    r = read_report(p)
+    assert [(n.start, n.duration, n.pitch) for n in r.melody.notes] == [
+        (0, 12, 72), (12, 6, 60), (18, 6, 71), (36, 12, 74), (48, 12, 76), (60, 12, 74), (72, 24, 72)]
+    assert r.dropped == len(steps) - 7 and r.quantized == 0
+
+
+def test_quantization_moves_and_counts(tmp_path: Path):
+    tpq = 480  # 40 ticks per step
+    notes = [(0, 470, 60), (487, 960, 62), (960, 1440, 64), (1453, 1913, 65)]  # 2 late onsets, 1 early end
+    r = read_report(write_ticks(tmp_path / "q.mid", [{"name": "Lead", "notes": notes}], tpq=tpq))
+    assert [(n.start, n.end) for n in r.melody.notes] == [(0, 12), (12, 24), (24, 36), (36, 48)]
+    assert r.quantized == 3 and r.dropped == 0
+
+
+@pytest.mark.parametrize("tpq", [96, 120, 192, 1000, 1001, 24, 32767])
+def test_odd_resolutions(tmp_path: Path, tpq: int):
+    steps = [(0, 3, 60), (3, 3, 62), (6, 4, 64), (10, 4, 65), (14, 4, 67), (18, 30, 69), (48, 96, 71)]
+    m = Melody(tuple(Note(*s) for s in steps), TimeSignature(4, 4), Key(0), 3)
+    r = read_report(write_ticks(tmp_path / "r.mid", [{"name": "Tune", "notes": line(steps, tpq)}], tpq=tpq,
+                                keys=((0, "C"),)))
+    assert r.melody == m
+    exact = sum(1 for s, d, _ in steps if (s * tpq) % 12 == 0 and ((s + d) * tpq) % 12 == 0)
+    assert r.quantized == len(steps) - exact  # triplets are off the tick grid unless tpq is a multiple of 3
+
+
+def test_several_time_signatures_keep_the_main_section(tmp_path: Path):
+    # 2 bars of 3/4 (6 notes), then 4/4 restated every bar for 4 bars (16 notes), then 2 bars of 6/8.
+    tpq = 480
+    a = [(i * 12, 12, 60 + i) for i in range(6)]
+    b = [(72 + i * 12, 12, 70 + i % 4) for i in range(16)]
+    c = [(264 + i * 18, 18, 65) for i in range(4)]
+    meters = [(0, 3, 4), (72 * 40, 4, 4), (120 * 40, 4, 4), (168 * 40, 4, 4), (216 * 40, 4, 4), (264 * 40, 6, 8)]
+    p = write_ticks(tmp_path / "m.mid", [{"name": "Flute", "notes": line(a + b + c, tpq)}], meters=meters,
+                    tempos=((0, 90.0), (72 * 40, 100.0), (120 * 40, 140.0)))
+    r = read_report(p)
+    assert str(r.melody.time_signature) == "4/4" and len(r.melody.notes) == 16 and r.melody.n_bars == 4
+    assert r.dropped == 10 and r.melody.notes[0] == Note(0, 12, 70)
+    assert r.melody.tempo == 100.0  # the tempo in force where the kept section starts
+
+
+def test_pickup_bar_written_as_its_own_meter(tmp_path: Path):
+    # A 2/8 pickup bar, then 6/8: the pickup sits at the end of bar 1 so bar lines stay put.
+    notes = [(0, 6, 67), (6, 6, 69)] + [(12 + i * 6, 6, 71) for i in range(12)]
+    p = write_ticks(tmp_path / "p.mid", [{"name": "Whistle", "notes": line(notes)}],
+                    meters=((0, 2, 8), (12 * 40, 6, 8)))
+    m = read_melody(p)
+    assert str(m.time_signature) == "6/8" and len(m.notes) == 14
+    assert m.notes[0].start == 36 - 12 and m.notes[2].start == 36 and m.n_bars == 3
+
+
+def test_leading_empty_bars_are_dropped(tmp_path: Path):
+    p = write_ticks(tmp_path / "e.mid", [{"name": "Lead", "notes": line([(96 + 30, 6, 60), (144, 12, 62)])}])
+    m = read_melody(p)
+    assert [n.start for n in m.notes] == [30, 48] and m.n_bars == 2
+
+
+def test_key_from_signature_else_estimated(tmp_path: Path):
+    c_major = [60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72, 67, 64, 60]
+    a_minor = [57, 60, 64, 69, 68, 69, 71, 72, 71, 69, 68, 64, 65, 64, 62, 60, 59, 57, 56, 57]
+    for pitches, expected in ((c_major, "C"), (a_minor, "Am")):
+        notes = line([(i * 6, 6, p) for i, p in enumerate(pitches)])
+        r = read_report(write_ticks(tmp_path / f"{expected}.mid", [{"name": "Lead", "notes": notes}]))
+        assert r.key_estimated and r.melody.key.name == expected
+    r = read_report(write_ticks(tmp_path / "sig.mid", [{"name": "Lead", "notes": line([(0, 6, 60)])}],
+                                keys=((0, "Bbm"),)))
+    assert not r.key_estimated and r.melody.key == Key(10, True)
+
+
+def test_notes_off_the_piano_are_dropped(tmp_path: Path):
+    notes = line([(0, 12, 12), (0, 12, 60), (12, 12, 62), (24, 12, 120)])  # a keyswitch below, a squeak above
+    r = read_report(write_ticks(tmp_path / "k.mid", [{"name": "Strings", "notes": notes}]))
+    assert [n.pitch for n in r.melody.notes] == [60, 62] and r.dropped == 2
+    encode(r.melody)
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+
+CORRUPTED = sorted((FIXTURES / "corrupted").glob("*.mid"))
+
+
+def test_corrupted_fixtures_are_what_the_script_writes():
+    built = make_corrupted.build()
+    assert sorted(p.name for p in CORRUPTED) == sorted(built)
+    assert all(p.read_bytes() == built[p.name] for p in CORRUPTED)
+
+
+@pytest.mark.parametrize("path", CORRUPTED, ids=lambda p: p.name)
+def test_corrupted_files(path: Path):
+    words = make_corrupted.EXPECTED[path.name]
+    if words is None:
+        m = read_melody(path)
+        assert decode(encode(m)) == m
+        return
+    with pytest.raises(MidiError) as e:
+        read_report(path)
+    assert e.value.path == str(path) and str(path) in str(e.value)
+    assert words in e.value.reason and "\n" not in str(e.value)
+
+
+def test_missing_file_and_folder(tmp_path: Path):
+    with pytest.raises(MidiError, match="cannot"):
+        read_report(tmp_path / "nope.mid")
+    with pytest.raises(MidiError):
+        read_report(tmp_path)
+
+
+GOOD = melody_to_bytes(Melody(tuple(Note(i * 6, 6, 60 + i % 12) for i in range(16)), TimeSignature(6, 8), Key(7), 3))
+
+
+def _check_reads_or_refuses(path: Path) -> None:
+    try:
+        m = read_melody(path)
+    except MidiError as e:
+        assert e.path == str(path) and e.reason and "\n" not in e.reason
+        return
+    assert decode(encode(m)) == m  # whatever is read is representable
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(0, 255)), min_size=1, max_size=12),
+       st.integers(14, len(GOOD)))
+def test_fuzz_mutated_bytes(tmp_path: Path, edits, cut):
+    data = bytearray(GOOD[:cut])
+    for pos, val in edits:
+        if pos < len(data):
+            data[pos] = val
+    p = tmp_path / "fuzz.mid"
+    p.write_bytes(bytes(data))
+    _check_reads_or_refuses(p)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tpq=st.integers(1, 32767),
+       notes=st.lists(st.tuples(st.integers(0, 2**21), st.integers(0, 5000), st.integers(0, 127)), max_size=30),
+       meters=st.lists(st.tuples(st.integers(0, 20000), st.integers(1, 40), st.sampled_from([1, 2, 4, 8, 16, 32, 64])),
+                       max_size=4),
+       channel=st.sampled_from([0, 9]))
+def test_fuzz_valid_files_with_random_content(tmp_path: Path, tpq, notes, meters, channel):
+    notes = [(on, on + d, p) for on, d, p in notes]
+    p = write_ticks(tmp_path / "rand.mid", [{"name": "x", "notes": notes, "channel": channel}], tpq=tpq,
+                    meters=sorted(meters))
+    _check_reads_or_refuses(p)
