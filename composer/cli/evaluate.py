@@ -1,0 +1,155 @@
+"""`compose evaluate`: likelihood of a MIDI folder, and generated melodies against real ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from composer.cli._common import fail
+
+
+def _progress(label: str, quiet: bool):
+    """A progress callback printing to stderr (nothing with --json)."""
+    state = {"last": -1}
+
+    def report(done: int, total: int) -> None:
+        pct = 100 * done // max(total, 1)
+        if not quiet and pct != state["last"] and (pct % 10 == 0 or done == total):
+            state["last"] = pct
+            click.echo(f"\r{label}: {done}/{total} files", err=True, nl=done == total)
+    return report
+
+
+def _likelihood_table(r: dict) -> None:
+    rows = [("model", r)]
+    if "baseline" in r:
+        rows.append((f"{r['baseline']['order']}-gram baseline", r["baseline"]))
+    click.echo(f"{r['files']} melodies, {r['notes']} notes, {r['tokens']} tokens from {r['folder']}"
+               f" ({len(r['skipped'])} files skipped)")
+    click.echo(f"  {'':<18}{'bits/note':>10}{'bits/token':>12}{'NLL (nats)':>14}")
+    for name, x in rows:
+        click.echo(f"  {name:<18}{x['bits_per_note']:>10.3f}{x['bits_per_token']:>12.3f}{x['nll_nats']:>14.1f}")
+    for s in r["skipped"][:10]:
+        click.echo(f"  skipped {s['file']}: {s['reason']}")
+    if len(r["skipped"]) > 10:
+        click.echo(f"  ... and {len(r['skipped']) - 10} more skipped (see --json)")
+
+
+def _samples_table(d: dict) -> None:
+    from composer.stats import TITLES
+
+    st = d["statistics"]
+    form = d.get("with_form")
+    click.echo(f"{d['generated']} generated melodies vs {d['reference_openings']} real {d['bars']}-bar openings"
+               f" (of {d['reference_melodies']} reference melodies); overlap of distributions, 1 = identical")
+    head = f"  {'feature':<30}{'overlap':>9}" + (f"{'with ' + form['form']:>14}" if form else "")
+    click.echo(head)
+    for name, f in st["features"].items():
+        extra = f"{form['overlaps'][name]:>14.3f}" if form else ""
+        click.echo(f"  {TITLES[name]:<30}{f['overlap']:>9.3f}{extra}")
+    extra = f"{form['mean_overlap']:>14.3f}" if form else ""
+    click.echo(f"  {'mean':<30}{st['mean_overlap']:>9.3f}{extra}")
+    br = d["bar_repetition"]
+    line = f"bar repetition (mean share of bars): real {br['real']['mean']:.3f}, generated {br['generated']['mean']:.3f}"
+    if "generated_with_form" in br:
+        line += f", generated with {form['form']} {br['generated_with_form']['mean']:.3f}"
+    click.echo(line)
+    o = d["originality"]
+    if o.get("available"):
+        click.echo(f"longest run copied from a training tune: median {o['median']:.0f} notes, max {o['max']};"
+                   f" {o['over_max_copy']} of {d['generated']} copy more than {o['max_copy']} notes")
+    else:
+        click.echo("originality: no copy index (the checkpoint's training files are not available)")
+
+
+def _free_stem(folder: Path, stem: str) -> str:
+    """A stem whose .json and .png are both free."""
+    n, cand = 2, stem
+    while (folder / f"{cand}.json").exists() or (folder / f"{cand}.png").exists():
+        cand, n = f"{stem}-{n}", n + 1
+    return cand
+
+
+@click.command("evaluate")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path),
+              help="Model to evaluate [default: the model shipped with composer].")
+@click.option("--baseline", type=click.Choice(["ngram"]), help="Also score FOLDER with an n-gram trained on the checkpoint's training files.")
+@click.option("--samples", "-n", type=click.IntRange(1, 4096), help="Generate N melodies and compare them with real ones.")
+@click.option("--reference", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Real melodies for --samples [default: the checkpoint's validation files].")
+@click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True, help="Bars per generated melody.")
+@click.option("--form", default="AABB", show_default=True, help="Also generate with this form to compare bar repetition ('' to skip).")
+@click.option("--max-copy", type=click.IntRange(1), default=12, show_default=True, help="Runs longer than this count as copies.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/evaluate"),
+              show_default=True, help="Folder for the statistics JSON and PNG.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of tables.")
+def command(folder, checkpoint, baseline, samples, reference, bars, form, max_copy, seed, out, device, as_json):
+    """Score a model on FOLDER (bits per note) and/or compare --samples N generated melodies with real ones.
+
+    \b
+    compose evaluate midi_corpus/ --baseline ngram
+    compose evaluate --samples 64 --bars 16
+    """
+    from composer import evaluate as ev
+    from composer.checkpoint import DEFAULT_MODEL, load_model
+
+    if folder is None and samples is None:
+        fail("give a FOLDER of MIDI files to score, or --samples N to generate and compare")
+    if folder is not None and not folder.is_dir():
+        fail(f"{folder} is not a folder: give a folder of .mid files")
+    if baseline and folder is None:
+        fail("--baseline needs a FOLDER to score")
+    if checkpoint is None and not DEFAULT_MODEL.is_file():
+        fail(f"no default model is installed ({DEFAULT_MODEL}): train one with `compose train` and pass --checkpoint")
+    ckpt = checkpoint or DEFAULT_MODEL
+    device = _device(device)
+    model, blob = load_model(ckpt, device)
+    result: dict = {"checkpoint": str(ckpt)}
+    if folder is not None:
+        lik = ev.folder_likelihood(model, blob, folder, baseline=bool(baseline), device=device,
+                                   progress=_progress("reading", as_json))
+        result.update(lik)
+        if not as_json:
+            _likelihood_table(lik)
+    if samples is not None:
+        from composer.originality import load_index
+        from composer.stats import plot
+
+        ref = ev.reference_melodies(blob, reference, _progress("reading reference", as_json))
+        if not any(m.n_bars >= bars for m in ref):
+            fail(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
+        gen = ev.generate_melodies(model, blob, samples, bars, seed)
+        formed = ev.generate_melodies(model, blob, samples, bars, seed, form=form) \
+            if form and ev.supports_form() else None
+        index = load_index(ckpt, blob, _progress("indexing training tunes", as_json))
+        rep = ev.compare_samples(gen, ref, bars, index, formed, form or None, max_copy)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = _free_stem(out, f"evaluate-{Path(ckpt).stem}-{samples}x{bars}bars-seed{seed}")
+        data = {"checkpoint": str(ckpt), "seed": seed, **rep.data}
+        from composer.files import atomic_write
+
+        json_path = atomic_write(out / f"{stem}.json", json.dumps(data, indent=1).encode())
+        png_path = plot(rep.comparison, out / f"{stem}.png")
+        result["samples"] = {**rep.data, "json": str(json_path), "png": str(png_path)}
+        if not as_json:
+            if folder is not None:
+                click.echo("")
+            _samples_table(rep.data)
+            click.echo(f"wrote {json_path}\nwrote {png_path}")
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"

@@ -1,0 +1,216 @@
+"""Evaluation: a model's likelihood of a MIDI folder (with an n-gram baseline), and generated
+melodies against real ones (statistics, originality, bar repetition)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from composer.errors import ComposerError
+from composer.melody import Melody
+from composer.stats import Comparison, bar_repetition, compare, openings
+
+Progress = Callable[[int, int], None]
+DEFAULT_MAX_COPY = 12  # runs longer than this many notes count as copies
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """Total negative log-likelihood of a set of melodies and what it was divided by."""
+
+    files: int
+    notes: int
+    tokens: int  # predicted tokens (all but each melody's BOS)
+    nll_nats: float
+
+    @property
+    def bits_per_note(self) -> float:
+        return self.nll_nats / math.log(2) / max(self.notes, 1)
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.nll_nats / math.log(2) / max(self.tokens, 1)
+
+    def to_dict(self) -> dict:
+        return {"files": self.files, "notes": self.notes, "tokens": self.tokens, "nll_nats": round(self.nll_nats, 3),
+                "bits_per_note": round(self.bits_per_note, 4), "bits_per_token": round(self.bits_per_token, 4)}
+
+
+def model_likelihood(model, seqs: Sequence[np.ndarray], device: str = "cpu", batch_size: int = 64) -> Likelihood:
+    """The model's NLL of whole melodies (state carried through each), via composer.scoring."""
+    from composer.scoring import score_sequences
+
+    s = score_sequences(model, [np.asarray(x, dtype=np.int64) for x in seqs], device=device, batch_size=batch_size)
+    return Likelihood(len(seqs), int(s.notes), int(s.tokens), float(s.nll_nats))
+
+
+def ngram_likelihood(train: Sequence[np.ndarray], seqs: Sequence[np.ndarray], val: Sequence[np.ndarray] = (),
+                     orders: Sequence[int] = tuple(range(3, 11))) -> tuple[Likelihood, int]:
+    """The same figures for a smoothed (Kneser-Ney) n-gram fitted on ``train`` (same tokens), and its
+    order: the one with the lowest bits per note on ``val`` (the highest order without ``val``)."""
+    from composer.ngram import NGramModel
+
+    lm = NGramModel(max(orders)).fit([np.asarray(x, dtype=np.int64) for x in train])
+    order = max(orders)
+    if len(val):
+        order = min(orders, key=lambda k: lm.score(val, k).bits_per_note)
+    s = lm.score([np.asarray(x, dtype=np.int64) for x in seqs], order)
+    return Likelihood(len(seqs), int(s.notes), int(s.tokens), float(s.nll_nats)), order
+
+
+def checkpoint_data(blob: dict) -> dict:
+    """The checkpoint's record of its training data ({} when it has none)."""
+    return (blob.get("extra") or {}).get("data") or {}
+
+
+def checkpoint_files(blob: dict, which: str, progress: Progress | None = None):
+    """The checkpoint's ``train_files`` or ``val_files`` as TokenizedFiles (read through the corpus
+    cache); raises ComposerError when the checkpoint has no list or the folder is gone."""
+    from composer.corpus import load_corpus
+
+    data = checkpoint_data(blob)
+    names = data.get(which) or []
+    folder = Path(data.get("folder") or "")
+    if not names or not data.get("folder"):
+        raise ComposerError(f"the checkpoint records no {which.replace('_', ' ')}: pass a folder (--reference DIR)")
+    if not folder.is_dir():
+        raise ComposerError(f"the checkpoint's data folder {folder} is gone: pass a folder (--reference DIR)")
+    wanted = set(names)
+    files = [f for f in load_corpus(folder, progress=progress).files if f.path in wanted]
+    if not files:
+        raise ComposerError(f"none of the checkpoint's {len(names)} {which.replace('_', ' ')} is left in {folder}")
+    return files
+
+
+def folder_likelihood(model, blob: dict, folder: str | Path, *, baseline: bool = False, device: str = "cpu",
+                      batch_size: int = 64, progress: Progress | None = None) -> dict:
+    """Plain-data report: the model's (and optionally an n-gram's) NLL of every usable file in ``folder``."""
+    from composer.corpus import load_corpus
+
+    corpus = load_corpus(folder, progress=progress)
+    seqs = [f.ids for f in corpus.files]
+    out = {"folder": str(folder), **model_likelihood(model, seqs, device, batch_size).to_dict(),
+           "skipped": [{"file": p, "reason": r} for p, r in corpus.skipped]}
+    if baseline:
+        train = [f.ids for f in checkpoint_files(blob, "train_files")]
+        try:
+            val = [f.ids for f in checkpoint_files(blob, "val_files")]
+        except ComposerError:
+            val = []  # no validation files: the highest order
+        lik, order = ngram_likelihood(train, seqs, val)
+        out["baseline"] = {"name": "ngram", "order": order, "train_files": len(train), **lik.to_dict()}
+    return out
+
+
+def decode_files(files) -> list[Melody]:
+    """Melodies of TokenizedFiles."""
+    from composer.tokenizer import decode
+
+    return [decode(f.ids, title=f.path) for f in files]
+
+
+def reference_melodies(blob: dict, folder: str | Path | None, progress: Progress | None = None) -> list[Melody]:
+    """Real melodies to compare with: the usable files of ``folder``, else the checkpoint's validation files."""
+    if folder is not None:
+        from composer.corpus import load_corpus
+
+        return decode_files(load_corpus(folder, progress=progress).files)
+    return decode_files(checkpoint_files(blob, "val_files", progress))
+
+
+def originality(index, melodies: Sequence[Melody], max_copy: int = DEFAULT_MAX_COPY) -> dict:
+    """Longest run shared with a training melody, per melody and summarized (None: no index)."""
+    if index is None:
+        return {"available": False}
+    runs = index.longest_copies(list(melodies))
+    notes = np.array([len(m.notes) for m in melodies], dtype=np.float64)
+    return {"available": True, "max_copy": max_copy, "longest": runs.tolist(),
+            "median": float(np.median(runs)), "mean": round(float(runs.mean()), 2), "max": int(runs.max()),
+            "over_max_copy": int((runs > max_copy).sum()),
+            "mean_share_of_notes": round(float((runs / np.maximum(notes, 1)).mean()), 4)}
+
+
+def repetition_summary(melodies: Sequence[Melody]) -> dict:
+    """Mean and spread of the bar-repetition statistic."""
+    r = np.array([bar_repetition(m) for m in melodies], dtype=np.float64)
+    return {"mean": round(float(r.mean()), 4), "std": round(float(r.std()), 4)}
+
+
+@dataclass(frozen=True)
+class SampleReport:
+    """Generated melodies compared with real openings of the same length."""
+
+    comparison: Comparison
+    data: dict  # plain data for JSON (comparison included)
+
+
+def compare_samples(generated: Sequence[Melody], reference: Sequence[Melody], bars: int, index=None,
+                    with_form: Sequence[Melody] | None = None, form: str | None = None,
+                    max_copy: int = DEFAULT_MAX_COPY) -> SampleReport:
+    """Statistics of ``generated`` against the first ``bars`` bars of each long-enough reference
+    melody, with originality and bar repetition (also for melodies generated with a form)."""
+    real = openings(reference, bars)
+    if not real:
+        raise ComposerError(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
+    gen = [m.bars(0, bars) if m.n_bars > bars else m for m in generated]
+    comp = compare(real, gen, names=("real", "generated"))
+    data = {"bars": bars, "reference_melodies": len(reference), "reference_openings": len(real),
+            "generated": len(gen), "statistics": comp.to_dict(),
+            "originality": originality(index, gen, max_copy),
+            "bar_repetition": {"real": repetition_summary(real), "generated": repetition_summary(gen)}}
+    if with_form:
+        formed = list(with_form)
+        fcomp = compare(real, formed, names=("real", "generated"))
+        data["with_form"] = {"form": form, "mean_overlap": round(fcomp.mean_overlap, 4),
+                             "overlaps": {k: round(f.overlap, 4) for k, f in fcomp.features.items()},
+                             "originality": originality(index, formed, max_copy)}
+        data["bar_repetition"]["generated_with_form"] = repetition_summary(formed)
+    return SampleReport(comp, data)
+
+
+def _meters(blob: dict):
+    """The meters the checkpoint was trained on (its record), else every supported meter."""
+    from composer.melody import TimeSignature
+    from composer.tokenizer import supported_meters
+
+    recorded = checkpoint_data(blob).get("meters") or {}
+    names = list(recorded) if isinstance(recorded, (dict, list, tuple)) else []
+    meters = []
+    for name in names:
+        try:
+            meters.append(TimeSignature.parse(str(name)))
+        except ComposerError:
+            continue
+    return tuple(meters) or tuple(supported_meters())
+
+
+def supports_form() -> bool:
+    """Whether the sampler can follow a form such as AABB."""
+    from composer.sample import Plan
+
+    return "form" in getattr(Plan, "__dataclass_fields__", {})
+
+
+def generate_melodies(model, blob: dict, n: int, bars: int, seed: int = 0, form: str | None = None,
+                      batch: int = 256) -> list[Melody]:
+    """``n`` melodies of ``bars`` bars sampled at temperature 1, the model choosing meter and key
+    among those it was trained on (so the set reflects the model's own distribution)."""
+    import copy
+
+    import torch
+
+    from composer.sample import Plan, generate
+
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()  # the sampler steps on CPU tensors
+    plan = Plan(bars=bars, meters=_meters(blob), form=form or "")
+    gen = torch.Generator().manual_seed(seed)
+    out: list[Melody] = []
+    for start in range(0, n, batch):
+        for i, g in enumerate(generate(model, plan, min(batch, n - start), gen)):
+            out.append(g.melody(title=f"sample {start + i + 1}"))
+    return out

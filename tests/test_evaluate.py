@@ -1,0 +1,145 @@
+"""`compose evaluate` and its library: likelihood of a folder, baseline, samples vs real."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from composer.checkpoint import save_checkpoint
+from composer.cli import main
+from composer.config import ModelConfig
+from composer.checkpoint import load_model
+from composer.evaluate import compare_samples, generate_melodies, originality
+from composer.melody import Key, Melody, Note, TimeSignature
+from composer.midi_io import write_midi
+from composer.model import MelodyLSTM, sequence_nll
+from composer.originality import CopyIndex
+from composer.tokenizer import VOCAB, encode
+
+TS = TimeSignature(6, 8)
+
+
+def tune(seed: int, bars: int = 8) -> Melody:
+    rng = np.random.default_rng(seed)
+    notes, t, p = [], 0, 67
+    while t < bars * TS.bar_steps:
+        d = int(rng.choice([6, 6, 12, 18]))
+        d = min(d, bars * TS.bar_steps - t)
+        p = int(np.clip(p + rng.integers(-4, 5), 55, 84))
+        notes.append(Note(t, d, p))
+        t += d
+    return Melody(tuple(notes), TS, Key(7), bars, title=f"tune {seed}")
+
+
+TUNES = [tune(s) for s in range(8)]
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    """A corpus folder (6 train, 2 validation tunes, one bad file) and a tiny random checkpoint."""
+    monkeypatch.setenv("COMPOSER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "corpus"
+    names = [f"t{i}.mid" for i in range(len(TUNES))]
+    for name, m in zip(names, TUNES):
+        write_midi(m, data / name)
+    (data / "broken.mid").write_bytes(b"not midi at all")
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=16, hidden_size=24, num_layers=2, dropout=0.0))
+    extra = {"data": {"folder": str(data), "train_files": names[:6], "val_files": names[6:],
+                      "meters": {"6/8": 8}, "keys": {"G": 8}}}
+    ckpt = save_checkpoint(tmp_path / "model.pt", model, extra=extra)
+    return data, ckpt, model
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["evaluate", *map(str, args)])
+
+
+def test_folder_likelihood_json(setup):
+    data, ckpt, model = setup
+    r = run(data, "--checkpoint", ckpt, "--json", "--baseline", "ngram")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["files"] == 8 and [s["file"] for s in out["skipped"]] == ["broken.mid"]
+    assert out["skipped"][0]["reason"]
+    assert out["notes"] == sum(len(m.notes) for m in TUNES)
+    ids = [torch.tensor(encode(m)) for m in TUNES]
+    assert out["tokens"] == sum(len(x) - 1 for x in ids)
+    with torch.no_grad():  # whole melodies, state carried: the same as one forward pass each
+        nll = sum(float(sequence_nll(model.eval(), x)) for x in ids)
+    assert out["nll_nats"] == pytest.approx(nll, rel=1e-4)
+    assert out["bits_per_note"] == pytest.approx(nll / math.log(2) / out["notes"], rel=1e-3)
+    assert out["bits_per_token"] == pytest.approx(nll / math.log(2) / out["tokens"], rel=1e-3)
+    base = out["baseline"]
+    assert base["notes"] == out["notes"] and base["tokens"] == out["tokens"] and base["train_files"] == 6
+    assert 0 < base["bits_per_note"] < out["bits_per_note"]  # an n-gram fitted on 6 of the 8 beats random weights
+
+
+def test_baseline_side_by_side(setup):
+    data, ckpt, _ = setup
+    r = run(data, "--checkpoint", ckpt, "--baseline", "ngram")
+    assert r.exit_code == 0, r.output
+    assert "-gram baseline" in r.output and "bits/note" in r.output and "skipped broken.mid" in r.output
+
+
+def test_samples_against_validation_files(setup, tmp_path):
+    data, ckpt, _ = setup
+    r = run("--samples", 4, "--bars", 4, "--checkpoint", ckpt, "--seed", 3, "--json", "--out", tmp_path / "ev")
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)["samples"]
+    assert s["generated"] == 4 and s["reference_openings"] == 2  # the two validation tunes
+    assert 0 <= s["statistics"]["mean_overlap"] <= 1
+    assert s["originality"]["available"] and len(s["originality"]["longest"]) == 4
+    assert "generated_with_form" in s["bar_repetition"] and s["with_form"]["form"] == "AABB"
+    saved = json.loads((tmp_path / "ev" / s["json"].split("/")[-1]).read_text())
+    assert saved["statistics"] == s["statistics"]
+    assert (tmp_path / "ev" / s["png"].split("/")[-1]).read_bytes()[:4] == b"\x89PNG"
+    table = run("--samples", 4, "--bars", 4, "--checkpoint", ckpt, "--reference", data, "--form", "", "--out", tmp_path / "ev")
+    assert table.exit_code == 0, table.output
+    assert "mean" in table.output and "longest run copied" in table.output and "8 reference melodies" in table.output
+    assert len(list((tmp_path / "ev").glob("*.png"))) == 2  # a second run never overwrites the first
+
+
+def test_generation_is_seeded(setup):
+    _, ckpt, _ = setup
+    model, blob = load_model(ckpt)
+    a = generate_melodies(model, blob, 3, 4, seed=5)
+    b = generate_melodies(model, blob, 3, 4, seed=5)
+    assert [m.notes for m in a] == [m.notes for m in b] and all(m.n_bars == 4 for m in a)
+    assert {str(m.time_signature) for m in a} == {"6/8"}  # the meters the checkpoint was trained on
+    formed = generate_melodies(model, blob, 3, 4, seed=5, form="AABB")
+    assert all(m.bars(0, 1).notes == m.bars(1, 1).notes for m in formed)
+
+
+def test_originality_summary_flags_copies():
+    index = CopyIndex.build(TUNES[:4])
+    gen = [TUNES[1].transpose(2), tune(99)]
+    o = originality(index, gen, max_copy=12)
+    assert o["longest"][0] == len(TUNES[1].notes) and o["longest"][1] < 12
+    assert o["over_max_copy"] == 1 and o["max"] == len(TUNES[1].notes)
+    assert originality(None, gen) == {"available": False}
+    rep = compare_samples(gen, TUNES, 8, index)
+    assert rep.data["originality"]["over_max_copy"] == 1 and rep.data["reference_openings"] == 8
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give a FOLDER"),
+    (["--samples", "2", "--checkpoint", "missing.pt"], "not found"),
+    (["--baseline", "ngram", "--samples", "2"], "--baseline needs a FOLDER"),
+])
+def test_bad_input_one_line(setup, args, message):
+    r = run(*args)
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_reference_too_short(setup, tmp_path):
+    data, ckpt, _ = setup
+    r = run("--samples", 2, "--bars", 32, "--checkpoint", ckpt, "--reference", data, "--form", "")
+    assert r.exit_code == 1 and "no reference melody has 32 bars" in r.output
+    assert not (tmp_path / "outputs" / "evaluate").exists() or not any((tmp_path / "outputs" / "evaluate").iterdir())
