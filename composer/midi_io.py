@@ -33,7 +33,7 @@ class ReadReport:
     melody: Melody
     track: str  # name of the track used as melody, else "track N" (N counts the tracks holding notes)
     source_notes: int  # notes in that track
-    quantized: int  # notes whose onset or end moved to reach the grid
+    quantized: int  # notes of the melody whose onset or end moved to reach the grid
     dropped: int  # notes removed: chords/inner voices (skyline), outside the meter section kept, off the piano
     key_estimated: bool  # True when the file had no key signature
 
@@ -143,14 +143,15 @@ def _meter_section(path: Path, score, on: np.ndarray) -> tuple[TimeSignature, in
 def _skyline(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Monophonic line: at each onset the highest note; a higher note cuts a sounding lower one;
     a lower note starting under a sounding one is an inner voice and dropped, unless it starts
-    within a sixteenth of that note's end and outlasts it (legato playing: it cuts the note)."""
+    within a sixteenth of that note's end and outlasts it (legato playing: it cuts the note).
+    Returns (index of each kept note in the input, its start, its end)."""
     order = np.lexsort((-pitch, start))
     start, end, pitch = start[order], end[order], pitch[order]
     if len(start) < 2 or (np.all(start[1:] > start[:-1]) and np.all(end[:-1] <= start[1:])):
-        return start, end, pitch  # already monophonic: the usual case for melody tracks
+        return order, start, end  # already monophonic: the usual case for melody tracks
     legato = STEPS_PER_QUARTER // 4
-    out: list[list[int]] = []
-    for s, e, p in zip(start.tolist(), end.tolist(), pitch.tolist()):
+    out: list[list[int]] = []  # [start, end, pitch, input index]
+    for s, e, p, i in zip(start.tolist(), end.tolist(), pitch.tolist(), order.tolist()):
         if out:
             last = out[-1]
             if s == last[0]:
@@ -159,9 +160,9 @@ def _skyline(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> tuple[np.
                 if p < last[2] and not (last[1] - s <= legato and e > last[1]):
                     continue  # lower note under a sounding one
                 last[1] = s
-        out.append([s, e, p])
-    line = np.asarray(out, dtype=np.int64).reshape(-1, 3)
-    return line[:, 0], line[:, 1], line[:, 2]
+        out.append([s, e, p, i])
+    kept = np.asarray(out, dtype=np.int64).reshape(-1, 4)
+    return kept[:, 3], kept[:, 0], kept[:, 1]
 
 
 def read_report(path: str | Path) -> ReadReport:
@@ -191,7 +192,8 @@ def read_report(path: str | Path) -> ReadReport:
     on, off = np.rint(f_on).astype(np.int64), np.rint(f_off).astype(np.int64)
     moved = (np.abs(f_on - on) > 1e-6) | (np.abs(f_off - off) > 1e-6)
     off = np.maximum(off, on + 1)
-    on, off, pitch = _skyline(on, off, pitch)
+    kept, on, off = _skyline(on, off, pitch)
+    pitch, moved = pitch[kept], moved[kept]
     shift = int(on[0]) // bar * bar  # drop whole empty bars before the first note
     try:
         notes = tuple(Note(s - shift, e - s, p) for s, e, p in zip(on.tolist(), off.tolist(), pitch.tolist()))

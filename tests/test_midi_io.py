@@ -102,6 +102,7 @@ def test_real_files_yield_a_melody(path: Path):
     r = read_report(path)
     m = r.melody
     assert len(m.notes) > 0 and r.source_notes == len(m.notes) + r.dropped
+    assert r.quantized <= len(m.notes)  # counts notes of the melody, not of the whole track
     assert all(a.end <= b.start for a, b in zip(m.notes, m.notes[1:]))  # monophonic
     assert decode(encode(m)) == m
 

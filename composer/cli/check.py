@@ -1,0 +1,88 @@
+"""`compose check DIR`: what the tokenizer keeps of each MIDI file, before training."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from composer.errors import ComposerError, CorpusError
+
+
+def _targets(source: Path) -> tuple[Path, list[Path]]:
+    """(folder the names are relative to, the MIDI files to check)."""
+    from composer.corpus import find_midi_files
+
+    if source.is_file():
+        return source.parent, [source]
+    if not source.is_dir():
+        raise CorpusError(f"{source} does not exist: give a folder of .mid files (or one .mid file)")
+    files = find_midi_files(source)
+    if not files:
+        raise CorpusError(f"{source} holds no .mid or .midi files: add MIDI files or give another folder")
+    return source, files
+
+
+@click.command("check")
+@click.argument("source", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--write-roundtrip", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Write each usable file decoded back from its tokens into this folder (same names).")
+@click.option("--force", is_flag=True, help="Overwrite existing files in the --write-roundtrip folder.")
+@click.option("-q", "--quiet", is_flag=True, help="List only skipped files, then the totals.")
+def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> None:
+    """Show what the tokenizer keeps of each MIDI file in DIR.
+
+    Per file: notes, bars, meter, key (estimated when the file has no key
+    signature), the track taken as melody, notes moved to the rhythm grid
+    (quantized) and notes dropped (chords, other meters, outside the piano
+    range), or why the file is skipped. Then totals. Exit status 0 when at
+    least one file is usable.
+    """
+    from composer.midi_io import read_report, write_midi
+    from composer.tokenizer import decode, encode
+
+    root, files = _targets(source)
+    if out_dir is not None and out_dir.resolve() == root.resolve():
+        raise ComposerError("--write-roundtrip must name another folder than DIR (it would replace your files)")
+    rows, skipped, totals = [], [], Counter()
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        try:
+            r = read_report(path)
+            ids = encode(r.melody)
+        except ComposerError as e:
+            reason = getattr(e, "reason", None) or str(e)
+            skipped.append((rel, reason))
+            click.echo(f"{rel}: skipped: {reason}")
+            continue
+        m = r.melody
+        rows.append((rel, ids, m))
+        totals.update(notes=len(m.notes), bars=m.n_bars, quantized=r.quantized, dropped=r.dropped,
+                      estimated=int(r.key_estimated))
+        if not quiet:
+            key = m.key.name + (" (estimated)" if r.key_estimated else "")
+            click.echo(f"{rel}: {len(m.notes)} notes, {m.n_bars} bars, {m.time_signature}, key {key}, "
+                       f"track {r.track!r}, {r.quantized} quantized, {r.dropped} dropped")
+    click.echo(f"{len(files)} files: {len(rows)} usable, {len(skipped)} skipped; {totals['notes']} notes in "
+               f"{totals['bars']} bars, {totals['quantized']} quantized, {totals['dropped']} dropped; "
+               f"key estimated for {totals['estimated']}")
+    for reason, n in Counter(_kind(r) for _, r in skipped).most_common():
+        click.echo(f"  skipped, {reason}: {n}")
+    if not rows:
+        raise CorpusError(f"no usable MIDI file in {source}: every file was skipped (reasons above)")
+    if out_dir is not None:
+        targets = [out_dir / rel for rel, _, _ in rows]
+        taken = [t for t in targets if t.exists()]
+        if taken and not force:
+            raise ComposerError(f"{len(taken)} files already exist in {out_dir} (first: {taken[0].name}): "
+                                "use --force to overwrite them")
+        for (rel, ids, m), target in zip(rows, targets):
+            write_midi(decode(ids, tempo=m.tempo, title=m.title), target, text=f"composer round trip of {rel}",
+                       force=force)
+        click.echo(f"wrote {len(rows)} round-trip files to {out_dir}")
+
+
+def _kind(reason: str) -> str:
+    """A reason without its file-specific details, to count skips by kind."""
+    return reason.split(" (")[0]
