@@ -1,0 +1,322 @@
+"""Constrained, stateful, batched sampling from a MelodyLSTM; no file I/O.
+
+The LSTM state is carried and one token per sequence is fed per step through the
+model's fused-gate ``step``. Each draw is a Gumbel-max over ``logits / T`` with the
+grammar's mask (``composer.grammar``) applied, so every sequence stays well-formed at
+any temperature. Sequences that finish a span early keep their state frozen while
+the rest of the batch goes on. The log-likelihood of every token taken (model at
+temperature 1, no mask) is accumulated for ranking variations by bits per note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from composer.errors import ComposerError, TokenizerError
+from composer.grammar import TABLES, Grammar, Grammar1, make_grammar
+from composer.melody import PITCH_MAX, PITCH_MIN, Key, Melody, TimeSignature
+from composer.model import MelodyLSTM
+from composer.tokenizer import MAX_BAR_STEPS, PITCH, VOCAB, decode, encode
+
+_NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
+_FLUSH = 128  # steps of logits kept before their log-likelihoods are summed
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0  # divides the logits; higher = more surprising
+    top_k: int = 0  # keep only the k most likely allowed tokens (0 = all)
+    top_p: float = 1.0  # nucleus: smallest set of allowed tokens with this much probability
+    pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX)  # inclusive MIDI pitches for new notes
+
+    def __post_init__(self) -> None:
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ComposerError(f"temperature must be a positive number, got {self.temperature}")
+        if self.top_k < 0:
+            raise ComposerError(f"top-k must be 0 (off) or positive, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ComposerError(f"top-p must be in (0, 1], got {self.top_p}")
+        lo, hi = self.pitch_range
+        if not PITCH_MIN <= lo <= hi <= PITCH_MAX:
+            raise ComposerError(f"pitch range {lo}-{hi} is empty or outside the model's {PITCH_MIN}-{PITCH_MAX}")
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One sampled sequence with the model's log-likelihood of it."""
+
+    ids: tuple[int, ...]  # BOS ... EOS
+    nll_nats: float  # -log p of every token after BOS, model at temperature 1
+    notes: int
+
+    @property
+    def bits_per_note(self) -> float:
+        return self.nll_nats / math.log(2) / max(self.notes, 1)
+
+    def melody(self, tempo: float = 120.0, title: str = "") -> Melody:
+        return decode(self.ids, tempo=tempo, title=title)
+
+
+class Sampler:
+    """A batch of sequences advanced together: ``start``, then ``feed`` / ``sample_bars``."""
+
+    def __init__(self, model: MelodyLSTM, batch: int, config: SamplingConfig = SamplingConfig(),
+                 generator: torch.Generator | None = None) -> None:
+        if batch < 1:
+            raise ComposerError(f"batch must be positive, got {batch}")
+        if model.training:
+            model.eval()  # (only when needed: it drops the model's cached fused weights)
+        self.model, self.batch, self.cfg = model, batch, config
+        self.gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.state = model.init_state(batch)
+        self.logits: torch.Tensor | None = None  # (B, V): next-token logits
+        self.grammar: Grammar | Grammar1 | None = None
+        self._noise, self._ni = None, _NOISE_STEPS
+        self._hist: list[tuple[torch.Tensor, torch.Tensor, np.ndarray | None]] = []  # (logits, tok, took)
+        self._nll = torch.zeros(batch, dtype=torch.float64)
+        self._toks: list[tuple[np.ndarray, np.ndarray | None]] = []  # (tok, took) per step
+        self._blocked_t: torch.Tensor | None = None
+
+    # --- one step -------------------------------------------------------------------------
+    def _draw(self, blocked: torch.Tensor) -> torch.Tensor:
+        """One id per sequence from softmax(logits / T) restricted to ~blocked (B, V) -> (B,)."""
+        if self._ni >= _NOISE_STEPS:  # Gumbel(0, 1) noise for the next steps: -log(Exp(1))
+            self._noise = torch.empty(_NOISE_STEPS, *self.logits.shape).exponential_(generator=self.gen).log_().neg_()
+            self._ni = 0
+        noise = self._noise[self._ni]
+        self._ni += 1
+        cfg = self.cfg
+        if cfg.top_k == 0 and cfg.top_p >= 1.0:
+            z = torch.add(noise, self.logits, alpha=1.0 / cfg.temperature)
+            return z.masked_fill_(blocked, -math.inf).argmax(1)
+        z = (self.logits / cfg.temperature).masked_fill_(blocked, -math.inf)
+        if 0 < cfg.top_k < z.shape[1]:
+            kth = z.topk(cfg.top_k, dim=1).values[:, -1:]
+            z.masked_fill_(z < kth, -math.inf)
+        if cfg.top_p < 1.0:
+            srt, idx = z.sort(dim=1, descending=True)
+            p = srt.softmax(dim=1)
+            drop = (p.cumsum(1) - p) > cfg.top_p  # keeps the top token always
+            z.scatter_(1, idx, srt.masked_fill(drop, -math.inf))
+        return (z + noise).argmax(1)
+
+    def _take(self, tok: torch.Tensor, tok_np: np.ndarray, took: np.ndarray | None,
+              keep: np.ndarray | None) -> None:
+        """Record ``tok`` for rows in ``took`` (None = all) and advance the model for rows in
+        ``keep`` (None = all); the other rows keep state and logits."""
+        self._hist.append((self.logits, tok, took))
+        self._toks.append((tok_np, took))
+        if len(self._hist) >= _FLUSH:
+            self._flush()
+        logits, state = self.model.step(tok, self.state)
+        if keep is None:
+            self.logits, self.state = logits, state
+        else:
+            m = torch.from_numpy(keep)
+            self.logits = torch.where(m[:, None], logits, self.logits)
+            self.state = (torch.where(m[None, :, None], state[0], self.state[0]),
+                          torch.where(m[None, :, None], state[1], self.state[1]))
+
+    def _flush(self) -> None:
+        """Add -log p(token) of the recorded steps to each sequence's total."""
+        if not self._hist:
+            return
+        logits = torch.stack([h[0] for h in self._hist]).float()  # (S, B, V)
+        toks = torch.stack([h[1] for h in self._hist])  # (S, B)
+        lp = torch.log_softmax(logits, dim=-1).gather(2, toks[..., None])[..., 0].double()  # (S, B)
+        masks = [h[2] for h in self._hist]
+        if any(m is not None for m in masks):
+            took = np.stack([np.ones(self.batch, bool) if m is None else m for m in masks])
+            lp = lp * torch.from_numpy(took)
+        self._nll -= lp.sum(0)
+        self._hist.clear()
+
+    # --- header -----------------------------------------------------------------------------
+    def start(self, meters: Sequence[TimeSignature], keys: Sequence[Key] | Mapping[str, Sequence[Key]]) -> None:
+        """Feed BOS, then draw a TimeSig among ``meters`` and a Key among ``keys`` (a list, or
+        per meter name ``{'6/8': [...]}``); a single choice forces that token."""
+        if self.logits is not None:
+            raise ComposerError("sampler already started")
+        if not meters:
+            raise ComposerError("no time signature to choose from")
+        v, b = VOCAB, self.batch
+        bos = torch.full((b,), v.bos, dtype=torch.long)
+        self._toks.append((bos.numpy(), None))
+        self.logits, self.state = self.model.step(bos, self.state)
+        blocked = np.ones((b, len(v)), dtype=bool)
+        blocked[:, [v.timesig_id(m) for m in meters]] = False
+        ts = self._draw(torch.from_numpy(blocked))
+        ts_np = ts.numpy()
+        self._take(ts, ts_np, None, None)
+        blocked[:] = True
+        for row, tid in enumerate(ts_np.tolist()):
+            choices = keys.get(v.tokens[tid].split("_", 1)[1]) or keys.get("*") if isinstance(keys, Mapping) else keys
+            choices = choices or [Key.from_index(i) for i in range(24)]
+            blocked[row, [v.key_id(k) for k in choices]] = False
+        key = self._draw(torch.from_numpy(blocked))
+        self._take(key, key.numpy(), None, None)
+        self.grammar = make_grammar(v.values[ts_np], self.cfg.pitch_range)
+        self._blocked_t = torch.from_numpy(self.grammar.blocked)
+
+    # --- body -------------------------------------------------------------------------------
+    def feed(self, seqs: Sequence[Sequence[int]], more_bars: int = 0) -> None:
+        """Force body tokens through the model, one list per sequence (lengths may differ);
+        raises TokenizerError if a token breaks the grammar. Notes may sustain into the
+        ``more_bars`` bars that will follow."""
+        g = self._grammar()
+        if len(seqs) != self.batch:
+            raise ComposerError(f"feed needs {self.batch} token lists, got {len(seqs)}")
+        lens = np.array([len(s) for s in seqs])
+        width = int(lens.max(initial=0))
+        if width == 0:
+            return
+        pad = np.full((self.batch, width), TABLES.pad, dtype=np.int64)
+        for row, s in enumerate(seqs):
+            pad[row, : len(s)] = s
+        g.set_span(g.bars + (pad == TABLES.bar).sum(1) + more_bars, final=True)
+        for i in range(width):
+            act = i < lens
+            act_or_none = None if act.all() else act
+            tok_np = pad[:, i].copy()
+            bad = act & ~g.allows(tok_np)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise TokenizerError(f"token {VOCAB.tokens[tok_np[row]]} at position {i} of sequence {row} breaks the grammar")
+            g.advance(tok_np, act_or_none)
+            self._take(torch.from_numpy(tok_np), tok_np, act_or_none, act_or_none)
+
+    def sample_bars(self, n: int, final: bool = True) -> list[list[int]]:
+        """Sample ``n`` new bars for every sequence (each starts with a forced ``Bar``); with
+        ``final`` the sequences end with EOS, else the next span may follow. Returns each
+        sequence's new tokens, EOS excluded."""
+        g = self._grammar()
+        if n < 1:
+            raise ComposerError(f"bars must be positive, got {n}")
+        first, target = len(self._toks), g.bars + n
+        self.feed([[TABLES.bar]] * self.batch)
+        g.set_span(target, final)
+        limit = n * (3 * MAX_BAR_STEPS + 2)  # more tokens than any n bars can hold
+        (self._sample_one if isinstance(g, Grammar1) else self._sample_batch)(g, final, limit)
+        return [s[: len(s) - (s[-1] == TABLES.eos)] if s else s for s in self._rows(first)]
+
+    def _sample_one(self, g: Grammar1, final: bool, limit: int) -> None:
+        """The batch-1 loop: grammar on Python ints, mask filled in place."""
+        blocked = self._blocked_t
+        for _ in range(limit):
+            g.mask()
+            tok = self._draw(blocked)
+            tok_np = tok.numpy()
+            t = int(tok_np[0])
+            if g.closes(t):
+                if final:
+                    g.step(t)
+                    self._hist.append((self.logits, tok, None))
+                    self._toks.append((tok_np, None))
+                return
+            g.step(t)
+            self._take(tok, tok_np, None, None)
+        raise ComposerError("sampling did not close its bars (grammar bug)")
+
+    def _sample_batch(self, g: Grammar, final: bool, limit: int) -> None:
+        """The batch loop; rows that closed their span stop taking tokens (state frozen)."""
+        active = np.ones(self.batch, dtype=bool)
+        keep: np.ndarray | None = None
+        blocked = self._blocked_t
+        for _ in range(limit):
+            g.mask()
+            tok = self._draw(blocked)
+            tok_np = tok.numpy()
+            closing = g.closing(tok_np)
+            if not closing.any():
+                g.advance(tok_np, keep)
+                self._take(tok, tok_np, keep, keep)
+                continue
+            took = (active if final else active & ~closing).copy()
+            g.advance(tok_np, took)
+            active = active & ~closing
+            if not active.any():
+                if final:
+                    self._hist.append((self.logits, tok, took))
+                    self._toks.append((tok_np, took))
+                return
+            keep = active
+            self._take(tok, tok_np, took, keep)
+        raise ComposerError("sampling did not close its bars (grammar bug)")
+
+    def _grammar(self) -> Grammar:
+        if self.grammar is None:
+            raise ComposerError("call start() before feeding or sampling")
+        return self.grammar
+
+    # --- results ----------------------------------------------------------------------------
+    def _rows(self, first: int = 0) -> list[list[int]]:
+        """Tokens taken by each sequence from step ``first`` on."""
+        steps = self._toks[first:]
+        if not steps:
+            return [[] for _ in range(self.batch)]
+        toks = np.stack([t for t, _ in steps])  # (S, B)
+        took = np.stack([np.ones(self.batch, bool) if m is None else m for _, m in steps])
+        return [toks[took[:, r], r].tolist() for r in range(self.batch)]
+
+    def results(self) -> list[Generated]:
+        """Every sequence so far with its negative log-likelihood and note count."""
+        self._flush()
+        out = []
+        for row, ids in enumerate(self._rows()):
+            notes = int(np.count_nonzero(VOCAB.kinds[np.asarray(ids)] == PITCH))
+            out.append(Generated(tuple(ids), float(self._nll[row]), notes))
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to generate: meter/key choices, bars, an optional prime and a form."""
+
+    bars: int = 16  # new bars after the prime
+    meters: tuple[TimeSignature, ...] = (TimeSignature(4, 4),)  # choices; one forces it
+    keys: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)  # per meter name, '*' = any meter; empty = all
+    prime: Melody | None = None  # its bars are kept and continued (its meter is used)
+    key: Key | None = None  # forces the key (else the prime's key, else a choice from ``keys``)
+    form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span
+    vary: bool = False  # a repeated section gets a fresh last bar
+    sampling: SamplingConfig = SamplingConfig()
+
+    def __post_init__(self) -> None:
+        if self.form and (not self.form.isalpha() or self.bars % len(self.form)):
+            raise ComposerError(f"form {self.form!r}: use letters only, and bars ({self.bars}) must be a multiple of its length")
+        if self.bars < 1:
+            raise ComposerError(f"bars must be positive, got {self.bars}")
+
+
+def generate(model: MelodyLSTM, plan: Plan, num: int = 1, generator: torch.Generator | None = None) -> list[Generated]:
+    """Sample ``num`` melodies following ``plan`` as one batch (not ranked)."""
+    s = Sampler(model, num, plan.sampling, generator)
+    if plan.prime is not None:
+        p = plan.prime
+        body = encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
+        s.start([p.time_signature], [plan.key or p.key])
+        s.feed([body] * num)
+    else:
+        s.start(plan.meters, [plan.key] if plan.key else plan.keys)
+    if not plan.form:
+        s.sample_bars(plan.bars, final=True)
+        return s.results()
+    size = plan.bars // len(plan.form)
+    sections: dict[str, list[list[int]]] = {}
+    for i, letter in enumerate(plan.form):
+        last = i == len(plan.form) - 1
+        if letter not in sections:
+            sections[letter] = s.sample_bars(size, final=last)
+        elif plan.vary:
+            s.feed([sec[: max(j for j, t in enumerate(sec) if t == TABLES.bar)] for sec in sections[letter]], 1)
+            s.sample_bars(1, final=last)
+        else:
+            s.feed(sections[letter])
+            if last:
+                s.feed([[TABLES.eos]] * num)
+    return s.results()
