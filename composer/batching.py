@@ -1,0 +1,116 @@
+"""Flat token tensors -> random training windows, transposed on the fly.
+
+All melodies of the training split are concatenated into one flat tensor
+(``BOS ... EOS BOS ... EOS``). An epoch is a shuffled set of windows that tile
+the tensor from a random phase, so every token is seen once per epoch. The
+offsets and transpositions of a whole epoch are drawn up front from a generator
+seeded by (seed, epoch): the data order depends on nothing else, which makes
+``--resume`` and DDP sharding exact (rank r takes column r of every step).
+Building a batch is a few tensor ops: no Python work per window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from composer.melody import PITCH_MAX, PITCH_MIN
+from composer.tokenizer import PITCH, VOCAB, Vocab
+
+_FAR = 10_000  # stands in for "no pitch" in min/max reductions
+
+
+def flatten(seqs: Sequence[np.ndarray]) -> torch.Tensor:
+    """One int64 tensor holding every sequence back to back."""
+    if not seqs:
+        return torch.zeros(0, dtype=torch.int64)
+    return torch.from_numpy(np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]))
+
+
+class Transposer:
+    """Shifts every window by its own random number of semitones, keeping its pitches in range."""
+
+    def __init__(self, max_shift: int, vocab: Vocab = VOCAB, device: torch.device | str = "cpu") -> None:
+        self.max_shift = max_shift
+        # tables[s + max_shift] maps ids shifted by s semitones, shape (2K+1, V).
+        tables = np.stack([np.maximum(vocab.transpose_table(s), 0) for s in range(-max_shift, max_shift + 1)])
+        self.tables = torch.from_numpy(tables).to(device)
+        self.pitch0 = vocab.first(PITCH)
+        # Pitch value of each id (-1 for other kinds) for the per-window range.
+        self.pitch_of = torch.from_numpy(np.where(vocab.kinds == PITCH, vocab.values, -1)).to(device)
+
+    def __call__(self, windows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """windows (B, T) ids, u (B,) uniform [0, 1) draws -> transposed windows (B, T)."""
+        k = self.max_shift
+        if k == 0:
+            return windows
+        p = self.pitch_of[windows]  # (B, T), -1 where not a pitch
+        is_pitch = p >= 0
+        lo_p = torch.where(is_pitch, p, _FAR).amin(dim=1)  # (B,)
+        hi_p = torch.where(is_pitch, p, -_FAR).amax(dim=1)
+        lo = torch.clamp(PITCH_MIN - lo_p, min=-k, max=0)  # lowest allowed shift
+        hi = torch.clamp(PITCH_MAX - hi_p, min=0, max=k)
+        shift = lo + (u * (hi - lo + 1).to(u.dtype)).long().clamp(max=hi - lo)  # (B,) uniform in [lo, hi]
+        return self.tables[(shift + k).unsqueeze(1), windows]
+
+
+@dataclass
+class EpochPlan:
+    """The windows of one epoch: ``offsets`` and ``draws`` of shape (steps, world, batch)."""
+
+    offsets: torch.Tensor  # start of each window in the flat tensor
+    draws: torch.Tensor  # uniform [0, 1) per window, picks its transposition
+
+    @property
+    def steps(self) -> int:
+        return self.offsets.shape[0]
+
+
+class WindowSampler:
+    """Random windows of ``seq_len + 1`` tokens from a flat tensor, sharded across ranks."""
+
+    def __init__(self, tokens: torch.Tensor, seq_len: int, batch_size: int, *, seed: int = 0,
+                 max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu") -> None:
+        if tokens.numel() < seq_len + 2:
+            raise ValueError(f"{tokens.numel()} tokens cannot fill one window of {seq_len + 1}")
+        self.tokens = tokens.to(device)
+        self.seq_len, self.batch_size = seq_len, batch_size
+        self.seed, self.world, self.rank = seed, world, rank
+        self.device = torch.device(device)
+        self.transposer = Transposer(max_shift, device=device) if max_shift > 0 else None
+        self._arange = torch.arange(seq_len + 1, device=device)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch (at least 1); each step uses ``world * batch_size`` windows."""
+        n_windows = (self.tokens.numel() - 1) // self.seq_len
+        return max(1, n_windows // (self.world * self.batch_size))
+
+    def plan(self, epoch: int) -> EpochPlan:
+        """The same plan on every rank and after a resume: it depends on (seed, epoch) only."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        n, t = self.tokens.numel(), self.seq_len
+        last = n - t - 1  # largest valid offset
+        phase = int(torch.randint(0, t, (1,), generator=g))
+        starts = torch.arange(phase, last + 1, t)
+        need = self.steps_per_epoch * self.world * self.batch_size
+        # Tile the tokens once in random order; top up with random offsets when the corpus is
+        # smaller than one step (tiny corpora, many ranks).
+        order = starts[torch.randperm(starts.numel(), generator=g)]
+        if order.numel() < need:
+            extra = torch.randint(0, last + 1, (need - order.numel(),), generator=g)
+            order = torch.cat([order, extra])
+        offsets = order[:need].view(self.steps_per_epoch, self.world, self.batch_size)
+        draws = torch.rand(offsets.shape, generator=g)
+        return EpochPlan(offsets, draws)
+
+    def batch(self, plan: EpochPlan, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of this rank at ``step``, each (batch, seq_len) int64 on the device."""
+        off = plan.offsets[step, self.rank].to(self.device, non_blocking=True)
+        win = self.tokens[off.unsqueeze(1) + self._arange]  # (B, T+1)
+        if self.transposer is not None:
+            win = self.transposer(win, plan.draws[step, self.rank].to(self.device, non_blocking=True))
+        return win[:, :-1], win[:, 1:]

@@ -1,0 +1,234 @@
+"""`compose train`: learn a model from a folder of MIDI files into outputs/runs/<name>/."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import click
+
+from composer.errors import ComposerError
+
+DEFAULT_RUNS = "outputs/runs"
+_SIZE = click.IntRange(min=1)
+# Options that keep the run's stored value on --resume unless they are in RESUME_OVERRIDES.
+_MODEL_OPTS = ("data", "batch_size", "seq_len", "lr", "layers", "hidden", "embed", "dropout", "tie",
+               "val_fraction", "seed", "augment", "max_transpose")
+
+
+class _Line:
+    """A progress line per epoch: redrawn in place on a terminal, a line every 30 s in a log."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.last_print = 0.0
+        self.width = 0
+
+    def show(self, text: str, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            click.echo("\r" + text.ljust(self.width), nl=final)
+            self.width = 0 if final else len(text)
+        elif final or now - self.last_print >= 30:
+            click.echo(text)
+            self.last_print = now
+
+
+def _progress_class():
+    from composer.train import Progress
+
+    class CliProgress(Progress):
+        def __init__(self) -> None:
+            self.line = _Line()
+            self.steps = 1
+
+        def loading(self, done: int, total: int) -> None:
+            self.line.show(f"reading MIDI files {done}/{total}", final=done == total)
+
+        def data(self, info: dict) -> None:
+            for path, reason in info["skipped"]:
+                click.echo(f"skipped {path}: {reason}", err=True)
+            click.echo(f"{info['train_files']} training and {info['val_files']} validation melodies "
+                       f"({info['train_tokens']:,} training tokens), {len(info['skipped'])} files skipped; "
+                       f"device {info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else ""))
+            b = info["baseline"]
+            if b:
+                click.echo(f"n-gram baseline (Kneser-Ney, order {b['order']}): {b['bits_per_note']:.3f} validation bits/note")
+
+        def epoch_start(self, epoch: int, steps: int, first_step: int) -> None:
+            self.steps, self.epoch = steps, epoch
+
+        def step(self, epoch: int, step: int, steps: int, loss: float, tokens_per_s: float) -> None:
+            filled = int(24 * step / steps)
+            self.line.show(f"epoch {epoch} [{'#' * filled}{'-' * (24 - filled)}] {step}/{steps} "
+                           f"loss {loss:.3f} {tokens_per_s:,.0f} tok/s")
+
+        def epoch_end(self, row: dict) -> None:
+            part = "" if row["steps"] >= row["steps_per_epoch"] else f" ({row['steps']}/{row['steps_per_epoch']} steps)"
+            ngram = row.get("ngram_bits_per_note")
+            vs = f" (n-gram {ngram:.3f})" if ngram else ""
+            self.line.show(f"epoch {row['epoch']}{part}: train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+                           f"val {row['val_bits_per_note']:.3f} bits/note{vs}  {row['seconds']:.0f} s", final=True)
+
+        def message(self, text: str) -> None:
+            click.echo(text, err=True)
+
+    return CliProgress
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop after the current step; a second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.old = {}
+
+    def __call__(self) -> bool:
+        return self.stop
+
+    def _handle(self, signum, frame) -> None:
+        if self.stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self.old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+
+def _init_distributed(device: str) -> tuple[int, int]:
+    """Join the torchrun process group when launched by torchrun; (world, rank)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 1, 0
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        use_nccl = torch.cuda.is_available() and device != "cpu"
+        if use_nccl:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if use_nccl else "gloo")
+    return dist.get_world_size(), dist.get_rank()
+
+
+def _shared_name(name: str | None, world: int) -> str:
+    """The run name: given, or a timestamp chosen by rank 0 for every rank."""
+    if name:
+        return name
+    name = time.strftime("%Y%m%d-%H%M%S")
+    if world > 1:
+        import torch.distributed as dist
+
+        box = [name]
+        dist.broadcast_object_list(box, src=0)
+        name = box[0]
+    return name
+
+
+def _resume_command(name: str, runs_dir: str, world: int, extra: str = "") -> str:
+    head = f"torchrun --nproc_per_node={world} -m composer train" if world > 1 else "compose train"
+    runs = f" --runs-dir {runs_dir}" if runs_dir != DEFAULT_RUNS else ""
+    return f"{head} --resume --name {name}{runs}{extra}"
+
+
+@click.command("train")
+@click.option("--data", default="midi_corpus", show_default=True, type=click.Path(file_okay=False), help="Folder of MIDI files (searched recursively).")
+@click.option("--name", help="Run name: outputs/runs/<name>/ (default: a timestamp).")
+@click.option("--runs-dir", default=DEFAULT_RUNS, show_default=True, help="Folder holding the runs.")
+@click.option("--epochs", type=_SIZE, default=100, show_default=True, help="Most passes over the training tokens.")
+@click.option("--max-minutes", type=click.FloatRange(min=0), default=12.0, show_default=True, help="Wall-clock budget (0 = none); the learning rate decays to fit it.")
+@click.option("--batch-size", type=_SIZE, default=32, show_default=True, help="Windows per step (per process).")
+@click.option("--seq-len", type=_SIZE, default=256, show_default=True, help="Tokens per window.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--layers", type=_SIZE, default=2, show_default=True, help="Stacked LSTM layers.")
+@click.option("--hidden", type=_SIZE, default=512, show_default=True, help="LSTM hidden size.")
+@click.option("--embed", type=_SIZE, default=256, show_default=True, help="Token embedding size.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.3, show_default=True, help="Dropout in [0, 1).")
+@click.option("--tie/--no-tie", default=True, show_default=True, help="Share embedding and output weights.")
+@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.1, show_default=True, help="Share of files held out.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed: split, init, batches, dropout.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--augment/--no-augment", default=True, show_default=True, help="Random transposition of each window.")
+@click.option("--max-transpose", type=click.IntRange(0, 12), default=5, show_default=True, help="Largest transposition (semitones).")
+@click.option("--patience", type=_SIZE, default=5, show_default=True, help="Stop after this many epochs without a better validation loss.")
+@click.option("--workers", type=_SIZE, help="Processes reading MIDI files (default: all cores).")
+@click.option("--threads", type=_SIZE, help="Torch CPU threads (default: torch's choice).")
+@click.option("--resume", is_flag=True, help="Continue the run --name from its last.pt.")
+@click.option("--force", is_flag=True, help="Start over in an existing run folder.")
+@click.option("--export", "export_to", type=click.Path(dir_okay=False), help="Write an fp16 copy of run --name's best.pt to this path and exit.")
+@click.pass_context
+def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts) -> None:
+    """Train a melody LSTM on a folder of MIDI files.
+
+    \b
+    compose train                               default corpus, ~12 minutes on a CPU
+    compose train --data my_midis/ --name folk --epochs 30 --max-minutes 0
+    compose train --resume --name folk          continue after Ctrl-C
+    compose train --name folk --export composer/models/default.pt --force
+    torchrun --nproc_per_node=2 -m composer train --name ddp
+    """
+    from pathlib import Path
+
+    if export_to:
+        if not name:
+            raise click.UsageError("--export needs --name: the run whose best.pt to export")
+        from composer.runs import export_model
+
+        out = export_model(Path(runs_dir) / name / "best.pt", export_to, force=force)
+        click.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, fp16)")
+        return
+    if resume and not name:
+        raise click.UsageError("--resume needs --name: the run to continue")
+    if resume and force:
+        raise click.UsageError("--resume and --force exclude each other")
+    from click.core import ParameterSource
+
+    given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    opts["max_minutes"] = opts["max_minutes"] or None
+    world, rank = _init_distributed(opts["device"])
+    try:
+        _train(name, runs_dir, resume, force, opts, given, world, rank)
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(name, runs_dir, resume, force, opts, given, world, rank) -> None:
+    from pathlib import Path
+
+    from composer.train import Progress, TrainConfig, resume_config, train
+
+    name = _shared_name(name, world)
+    run_dir = Path(runs_dir) / name
+    if resume:
+        fixed = sorted(given & set(_MODEL_OPTS))
+        if fixed:
+            raise click.UsageError(f"--resume continues with the run's own settings: drop --{fixed[0].replace('_', '-')}")
+        cfg = resume_config(run_dir, **{k: opts[k] for k in given})
+    else:
+        cfg = TrainConfig(**opts)
+    progress = _progress_class()() if rank == 0 else Progress()
+    with _StopFlag() as flag:
+        result = train(cfg, run_dir, resume=resume, force=force, progress=progress, should_stop=flag)
+    if rank != 0:
+        return
+    base = result.baseline.get("bits_per_note")
+    vs = f" vs n-gram {base:.3f}" if base else ""
+    if result.history:
+        click.echo(f"best validation: {result.best_bits_per_note:.3f} bits/note{vs}; run folder {run_dir}/")
+    if result.stopped == "interrupted":
+        click.echo(f"Interrupted: {run_dir / 'last.pt'} saved. Resume with:\n  {_resume_command(name, runs_dir, world)}")
+    elif result.stopped == "time":
+        click.echo(f"Stopped at the {cfg.max_minutes:g}-minute limit. To train longer:\n  "
+                   f"{_resume_command(name, runs_dir, world, f' --max-minutes {2 * cfg.max_minutes:g}')}")
+    elif result.stopped == "early-stop":
+        click.echo(f"Stopped early: validation loss did not improve for {cfg.patience} epochs.")

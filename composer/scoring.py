@@ -1,0 +1,99 @@
+"""Whole-melody likelihood: each melody is read from BOS to EOS with the LSTM state
+carried across the whole piece, in padded batches of similar lengths."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from composer.tokenizer import count_notes
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class SequenceScore:
+    """Negative log-likelihood of a set of melodies (every token after BOS is predicted)."""
+
+    nll_nats: float  # total over all melodies
+    tokens: int  # predicted tokens (each melody's length minus its BOS)
+    notes: int
+    per_sequence: tuple[float, ...] = ()  # nats per melody, in input order
+
+    @property
+    def bits_per_note(self) -> float:
+        return self.nll_nats / LN2 / max(self.notes, 1)
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.nll_nats / LN2 / max(self.tokens, 1)
+
+    @property
+    def nats_per_token(self) -> float:
+        return self.nll_nats / max(self.tokens, 1)
+
+    def to_dict(self) -> dict:
+        return {"nll_nats": self.nll_nats, "tokens": self.tokens, "notes": self.notes,
+                "bits_per_note": self.bits_per_note, "bits_per_token": self.bits_per_token}
+
+
+def make_score(per_sequence: Sequence[float], seqs: Sequence[np.ndarray]) -> SequenceScore:
+    """A SequenceScore from per-melody nats and the melodies themselves."""
+    return SequenceScore(
+        nll_nats=float(sum(per_sequence)),
+        tokens=int(sum(max(len(s) - 1, 0) for s in seqs)),
+        notes=int(sum(count_notes(s) for s in seqs)),
+        per_sequence=tuple(float(x) for x in per_sequence),
+    )
+
+
+@torch.no_grad()
+def sequence_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
+                  batch_size: int = 64, chunk: int = 1024) -> list[float]:
+    """Summed NLL in nats of each sequence's tokens after the first, in input order.
+
+    Sequences are sorted by length so a batch wastes little on padding; long ones run in
+    ``chunk``-token slices with the state carried, bounding memory. The model is used as is
+    (call ``.eval()`` first for dropout-free scores)."""
+    device = torch.device(device)
+    lengths = np.array([len(s) for s in seqs])
+    order = np.argsort(-lengths, kind="stable")
+    out = np.zeros(len(seqs), dtype=np.float64)
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        t_max = int(lengths[idx[0]])
+        if t_max < 2:
+            continue
+        ids = np.zeros((len(idx), t_max), dtype=np.int64)  # PAD = 0 past each end
+        for r, i in enumerate(idx):
+            ids[r, : lengths[i]] = seqs[i]
+        ids_t = torch.from_numpy(ids).to(device)
+        # Mask of predicted positions: target index j < length.
+        valid = torch.from_numpy(np.arange(1, t_max)[None, :] < lengths[idx][:, None]).to(device)
+        total = torch.zeros(len(idx), dtype=torch.float64, device=device)
+        state = None
+        for s in range(0, t_max - 1, chunk):
+            x = ids_t[:, s : min(s + chunk, t_max - 1)]
+            y = ids_t[:, s + 1 : s + 1 + x.shape[1]]
+            logits, state = model(x, state)  # (B, t, V)
+            nll = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")  # (B, t)
+            total += (nll * valid[:, s : s + x.shape[1]]).sum(dim=1, dtype=torch.float64)
+        out[idx] = total.cpu().numpy()
+    return out.tolist()
+
+
+def score_sequences(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
+                    batch_size: int = 64) -> SequenceScore:
+    """Whole-melody NLL of ``seqs`` (each BOS ... EOS) under ``model``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        nlls = sequence_nlls(model, seqs, device=device, batch_size=batch_size)
+    finally:
+        model.train(was_training)
+    return make_score(nlls, seqs)
