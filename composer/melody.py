@@ -42,6 +42,26 @@ class Note:
         return self.start + self.duration
 
 
+def notes_from_arrays(start, duration, pitch) -> tuple[Note, ...]:
+    """Notes from parallel integer sequences, validated in one numpy pass (readers build
+    thousands; the per-note checks cost more than the rest of reading a file)."""
+    import numpy as np
+
+    s, d, p = (np.asarray(x, dtype=np.int64).reshape(-1) for x in (start, duration, pitch))
+    if not len(s) == len(d) == len(p):
+        raise TokenizerError("start, duration and pitch arrays differ in length")
+    if len(s) and (s.min() < 0 or d.min() < 1 or p.min() < 0 or p.max() > 127):
+        return tuple(Note(a, b, c) for a, b, c in zip(s.tolist(), d.tolist(), p.tolist()))  # raises
+    new = object.__new__
+    out = []
+    for a, b, c in zip(s.tolist(), d.tolist(), p.tolist()):
+        n = new(Note)
+        attrs = n.__dict__  # frozen: fill the fields directly, as __init__ would, checks done above
+        attrs["start"], attrs["duration"], attrs["pitch"] = a, b, c
+        out.append(n)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Key:
     """A key: tonic pitch class 0-11 and mode."""
@@ -233,20 +253,31 @@ _KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2
 _KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
 
 
-def estimate_key(pitches, durations) -> Key:
-    """Krumhansl-Schmuckler: the key whose profile best correlates with the
-    duration-weighted pitch-class histogram."""
+def _profiles():
+    """The 24 key profiles (majors, then minors; index = Key.index), centred, unit length: (24, 12)."""
     import numpy as np
 
+    rows = [np.roll(np.asarray(p), tonic) for p in (_KK_MAJOR, _KK_MINOR) for tonic in range(12)]
+    prof = np.asarray(rows) - np.mean(rows, axis=1, keepdims=True)
+    return prof / np.linalg.norm(prof, axis=1, keepdims=True)
+
+
+_PROFILES = None
+
+
+def estimate_key(pitches, durations) -> Key:
+    """Krumhansl-Schmuckler: the key whose profile best correlates with the
+    duration-weighted pitch-class histogram (first of equals in Key.index order)."""
+    import numpy as np
+
+    global _PROFILES
+    if _PROFILES is None:
+        _PROFILES = _profiles()
     hist = np.zeros(12)
     np.add.at(hist, np.asarray(pitches, dtype=np.int64) % 12, np.asarray(durations, dtype=np.float64))
-    if not hist.any():
+    centred = hist - hist.mean()
+    norm = np.linalg.norm(centred)
+    if not hist.any() or norm == 0:
         return Key(0)
-    best, best_r = Key(0), -2.0
-    for minor, profile in ((False, _KK_MAJOR), (True, _KK_MINOR)):
-        prof = np.asarray(profile)
-        for tonic in range(12):
-            r = np.corrcoef(hist, np.roll(prof, tonic))[0, 1]
-            if r > best_r + 1e-12:
-                best, best_r = Key(tonic, minor), r
-    return best
+    r = _PROFILES @ (centred / norm)  # Pearson correlation with each of the 24 keys
+    return Key.from_index(int(np.argmax(r)))

@@ -17,7 +17,8 @@ import numpy as np
 
 from composer.errors import MidiError, TokenizerError
 from composer.files import atomic_write
-from composer.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature, estimate_key
+from composer.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, estimate_key,
+                             notes_from_arrays)
 from composer.tokenizer import supported_meters
 
 MAX_BARS = 4096  # longer melodies are refused (guards against absurd tick values)
@@ -196,7 +197,7 @@ def read_report(path: str | Path) -> ReadReport:
     pitch, moved = pitch[kept], moved[kept]
     shift = int(on[0]) // bar * bar  # drop whole empty bars before the first note
     try:
-        notes = tuple(Note(s - shift, e - s, p) for s, e, p in zip(on.tolist(), off.tolist(), pitch.tolist()))
+        notes = notes_from_arrays(on - shift, off - on, pitch)
         n_bars = max(1, -(-notes[-1].end // bar))
         key_estimated, key = True, None
         first_on = int(t_on[keep].min())

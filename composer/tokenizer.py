@@ -156,28 +156,32 @@ VOCAB = Vocab.build()
 
 
 def encode(melody: Melody, vocab: Vocab = VOCAB) -> list[int]:
-    """Token ids of a melody (BOS ... EOS)."""
+    """Token ids of a melody (BOS ... EOS), built with numpy: no per-token Python work."""
     v = vocab
-    bar_len = melody.bar_steps
-    pos0, dur0 = v.first(POS), v.first(DUR)
-    ids = [v.bos, v.timesig_id(melody.time_signature), v.key_id(melody.key)]
-    notes = melody.notes
-    i = 0
-    for b in range(melody.n_bars):
-        ids.append(v.bar)
-        bar_end = (b + 1) * bar_len
-        while i < len(notes) and notes[i].start < bar_end:
-            n = notes[i]
-            ids.append(pos0 + n.start - b * bar_len)
-            ids.append(v.pitch_id(n.pitch))
-            d = n.duration
-            while d > MAX_DUR:
-                ids.append(dur0 + MAX_DUR - 1)
-                d -= MAX_DUR
-            ids.append(dur0 + d - 1)
-            i += 1
-    ids.append(v.eos)
-    return ids
+    bar_len, n_bars = melody.bar_steps, melody.n_bars
+    head = [v.bos, v.timesig_id(melody.time_signature), v.key_id(melody.key)]
+    if not melody.notes:
+        return head + [v.bar] * n_bars + [v.eos]
+    start, dur, pitch = np.array([(n.start, n.duration, n.pitch) for n in melody.notes], dtype=np.int64).T
+    off_range = (pitch < PITCH_MIN) | (pitch > PITCH_MAX)
+    if off_range.any():
+        v.pitch_id(int(pitch[off_range][0]))  # raises the error naming the pitch
+    bar = start // bar_len
+    n_dur = (dur + MAX_DUR - 1) // MAX_DUR  # Dur tokens per note: Dur_96 ... Dur_rest
+    size = 2 + n_dur  # Pos Pitch Dur+
+    before = np.concatenate(([0], np.cumsum(size)))  # note tokens before each note
+    note_at = 3 + (bar + 1) + before[:-1]  # header, Bar tokens up to its own bar, earlier notes
+    out = np.empty(3 + n_bars + int(before[-1]) + 1, dtype=np.int64)
+    out[:3] = head
+    out[-1] = v.eos
+    out[3 + np.arange(n_bars) + before[np.searchsorted(bar, np.arange(n_bars))]] = v.bar
+    pos0, pitch0, dur0 = v.index["Pos_0"], v.index[f"Pitch_{PITCH_MIN}"], v.index["Dur_1"]
+    out[note_at] = pos0 + start - bar * bar_len
+    out[note_at + 1] = pitch0 + pitch - PITCH_MIN
+    out[note_at + 1 + n_dur] = dur0 + dur - (n_dur - 1) * MAX_DUR - 1
+    for i in np.flatnonzero(n_dur > 1).tolist():  # notes longer than MAX_DUR: rare
+        out[note_at[i] + 2: note_at[i] + 1 + n_dur[i]] = dur0 + MAX_DUR - 1
+    return out.tolist()
 
 
 def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> Melody:
