@@ -1,0 +1,132 @@
+"""The sampler: stateful constrained decoding, batches, forms, primes and likelihood bookkeeping."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from composer.config import ModelConfig
+from composer.errors import ComposerError, TokenizerError
+from composer.melody import Key, Melody, Note, TimeSignature
+from composer.model import MelodyLSTM, sequence_nll
+from composer.sample import Plan, Sampler, SamplingConfig, generate
+from composer.tokenizer import VOCAB, encode
+
+METERS = [TimeSignature(4, 4), TimeSignature(3, 4), TimeSignature(6, 8), TimeSignature(2, 2), TimeSignature(9, 8)]
+
+
+@pytest.fixture(scope="module")
+def model() -> MelodyLSTM:
+    torch.manual_seed(0)
+    m = MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=24, hidden_size=32, num_layers=2, dropout=0.1))
+    return m.eval()
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def check(g, meter, bars, pitch_range=(21, 108)) -> Melody:
+    m = g.melody()
+    assert g.ids[0] == VOCAB.bos and g.ids[-1] == VOCAB.eos and encode(m) == list(g.ids)
+    assert m.time_signature == meter and m.n_bars == bars and g.ids.count(VOCAB.bar) == bars
+    assert all(pitch_range[0] <= n.pitch <= pitch_range[1] for n in m.notes)
+    assert all(a.end <= b.start for a, b in zip(m.notes, m.notes[1:]))
+    return m
+
+
+def test_step_matches_nn_lstm(model):
+    ids = torch.randint(3, len(VOCAB), (3, 20), generator=gen(1))
+    full, _ = model(ids)
+    state = model.init_state(3)
+    for t in range(ids.shape[1]):
+        logits, state = model.step(ids[:, t], state)
+        torch.testing.assert_close(logits, full[:, t], rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), meter=st.sampled_from(METERS), bars=st.integers(1, 12),
+       lo=st.integers(21, 100), width=st.integers(0, 24), batch=st.sampled_from([1, 3]))
+def test_hot_sampling_stays_well_formed(model, seed, meter, bars, lo, width, batch):
+    pr = (lo, min(108, lo + width))
+    plan = Plan(bars=bars, meters=(meter,), sampling=SamplingConfig(temperature=3.0, pitch_range=pr))
+    out = generate(model, plan, batch, gen(seed))
+    assert len(out) == batch
+    for g in out:
+        check(g, meter, bars, pr)
+
+
+def test_same_seed_same_tokens_and_knobs(model):
+    plan = Plan(bars=8, meters=(TimeSignature(6, 8), TimeSignature(4, 4)), sampling=SamplingConfig(temperature=1.5, top_k=12, top_p=0.9))
+    a, b = generate(model, plan, 4, gen(7)), generate(model, plan, 4, gen(7))
+    assert [g.ids for g in a] == [g.ids for g in b]
+    assert len({g.ids for g in generate(model, plan, 4, gen(8))} | {g.ids for g in a}) > 4
+    greedy = Plan(bars=4, meters=(TimeSignature(3, 4),), sampling=SamplingConfig(top_k=1))
+    assert len({generate(model, greedy, 1, gen(s))[0].ids for s in range(4)}) == 1  # top-k 1 = greedy
+    tiny_p = Plan(bars=4, meters=(TimeSignature(3, 4),), sampling=SamplingConfig(top_p=1e-6))
+    assert generate(model, tiny_p, 1, gen(3))[0].ids == generate(model, greedy, 1, gen(0))[0].ids
+
+
+@pytest.mark.parametrize("form,vary", [("", False), ("AABB", False), ("ABAC", True), ("AA", False)])
+def test_likelihood_matches_a_full_forward_pass(model, form, vary):
+    """The tracked log-likelihood equals nn.LSTM's over the finished sequence, also for rows that
+    waited (frozen state) and for forced sections: so the carried state is exactly right."""
+    plan = Plan(bars=8, meters=(TimeSignature(4, 4), TimeSignature(6, 8)), form=form, vary=vary,
+                sampling=SamplingConfig(temperature=2.0))
+    for g in generate(model, plan, 3, gen(11)) + generate(model, plan, 1, gen(12)):
+        ref = float(sequence_nll(model, torch.tensor(g.ids)))
+        assert math.isclose(g.nll_nats, ref, rel_tol=1e-4), (g.nll_nats, ref)
+        assert math.isclose(g.bits_per_note, ref / math.log(2) / g.notes, rel_tol=1e-4)
+
+
+def bars_of(m: Melody, first: int, count: int) -> list[tuple[int, int, int]]:
+    lo = first * m.bar_steps
+    return [(n.start - lo, n.duration, n.pitch) for n in m.notes if lo <= n.start < lo + count * m.bar_steps]
+
+
+def test_form_repeats_sections_exactly(model):
+    meter = TimeSignature(3, 4)
+    plan = Plan(bars=12, meters=(meter,), form="ABA", sampling=SamplingConfig(temperature=2.0))
+    for g in generate(model, plan, 3, gen(5)):
+        m = check(g, meter, 12)
+        assert bars_of(m, 0, 4) == bars_of(m, 8, 4) and bars_of(m, 0, 4) != bars_of(m, 4, 4)
+    varied = Plan(bars=8, meters=(meter,), form="AA", vary=True, sampling=SamplingConfig(temperature=2.0))
+    for g in generate(model, varied, 4, gen(6)):
+        m = check(g, meter, 8)
+        assert bars_of(m, 0, 3) == bars_of(m, 4, 3)  # all but the last bar of the section
+
+
+def test_prime_is_kept_note_for_note(model):
+    meter = TimeSignature(6, 8)
+    prime = Melody((Note(0, 6, 62), Note(6, 6, 64), Note(12, 18, 66), Note(30, 200, 100)), meter, Key(2), 7)
+    plan = Plan(bars=3, meters=(TimeSignature(4, 4),), prime=prime, sampling=SamplingConfig(temperature=3.0, pitch_range=(60, 72)))
+    for g in generate(model, plan, 2, gen(9)):
+        m = check(g, meter, 10, (21, 108))
+        assert m.notes[: len(prime.notes)] == prime.notes and m.key == prime.key
+        assert all(60 <= n.pitch <= 72 for n in m.notes[len(prime.notes):])
+
+
+def test_feed_refuses_tokens_that_break_the_grammar(model):
+    s = Sampler(model, 1)
+    with pytest.raises(ComposerError):
+        s.feed([[VOCAB.bar]])  # not started
+    s.start([TimeSignature(4, 4)], [Key(0)])
+    with pytest.raises(TokenizerError):
+        s.feed([[VOCAB.bar, VOCAB.id("Pos_50")]])  # past the end of a 4/4 bar
+    with pytest.raises(ComposerError):
+        Plan(bars=10, form="AAB")
+    with pytest.raises(ComposerError):
+        SamplingConfig(temperature=0)
+    with pytest.raises(ComposerError):
+        SamplingConfig(pitch_range=(80, 70))
+
+
+def test_header_choices_are_respected(model):
+    keys = {"6/8": (Key.parse("Em"),), "*": (Key.parse("G"), Key.parse("D"))}
+    plan = Plan(bars=2, meters=(TimeSignature(6, 8), TimeSignature(2, 4)), keys=keys, sampling=SamplingConfig(temperature=3.0))
+    out = generate(model, plan, 32, gen(2))
+    seen = {(str(g.melody().time_signature), g.melody().key.name) for g in out}
+    assert seen <= {("6/8", "Em"), ("2/4", "G"), ("2/4", "D")} and len(seen) >= 2
