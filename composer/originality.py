@@ -235,9 +235,10 @@ class CopyIndex:
     def save(self, path: str | Path) -> Path:
         """Write the index as a .npz (no pickled objects), atomically."""
         buf = io.BytesIO()
-        np.savez(buf, version=np.int64(INDEX_VERSION), alphabet=self.alphabet, codes=self.codes,
-                 offsets=self.offsets, sa=self.sa, names=np.array(self.names, dtype=str),
-                 key=np.array(self.key))
+        small = np.int32 if len(self.codes) < 2**31 else np.int64  # halves the file of a real corpus
+        np.savez_compressed(buf, version=np.int64(INDEX_VERSION), alphabet=self.alphabet,
+                            codes=self.codes.astype(small), offsets=self.offsets, sa=self.sa.astype(small),
+                            names=np.array(self.names, dtype=str), key=np.array(self.key))
         return atomic_write(Path(path), buf.getvalue(), force=True)
 
     @classmethod
@@ -247,7 +248,8 @@ class CopyIndex:
             with np.load(path, allow_pickle=False) as z:
                 if int(z["version"]) != INDEX_VERSION:
                     raise ComposerError(f"{path}: copy index version {int(z['version'])}, expected {INDEX_VERSION}; delete it to rebuild")
-                return cls(z["alphabet"], z["codes"], z["offsets"], z["names"].tolist(), str(z["key"]), z["sa"])
+                return cls(z["alphabet"].astype(np.int64), z["codes"].astype(np.int64), z["offsets"].astype(np.int64),
+                           z["names"].tolist(), str(z["key"]), z["sa"].astype(np.int64))
         except ComposerError:
             raise
         except Exception as e:
