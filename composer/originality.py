@@ -152,9 +152,10 @@ class CopyIndex:
 
     def _query_codes(self, item: Source) -> np.ndarray:
         s = symbols(item)
-        idx = np.minimum(np.searchsorted(self.alphabet, s), max(len(self.alphabet) - 1, 0))
-        known = (len(self.alphabet) > 0) & (self.alphabet[idx] == s) if len(s) else np.zeros(0, bool)
-        return np.where(known, idx, -1).astype(np.int64)  # -1 never occurs in the index
+        if len(self.alphabet) == 0:
+            return np.full(len(s), -1, dtype=np.int64)
+        idx = np.minimum(np.searchsorted(self.alphabet, s), len(self.alphabet) - 1)
+        return np.where(self.alphabet[idx] == s, idx, -1).astype(np.int64)  # -1 never occurs in the index
 
     def _lcp(self, qg, qp, qs, qend, ts):
         """Longest common prefix of query suffixes qs (ending before qend) and index suffixes ts,

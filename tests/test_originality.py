@@ -68,6 +68,7 @@ def test_fresh_melody_gives_short_run():
     assert idx.longest_copy(fresh) <= 2
     assert idx.longest_copy(make([])) == 0
     assert idx.longest_copy(make([60])) == 1
+    assert CopyIndex.build([make([60])]).longest_copy(make([60, 62, 64])) == 1  # an index without note pairs
 
 
 def test_rhythm_counts():
