@@ -9,7 +9,9 @@ for the whole batch costs a handful of numpy comparisons, never a Python loop.
 
 Rules (``t`` = cursor, ``s`` = start of the current bar ``(b-1) * bar_len``):
   in a bar      ``Pos_p`` for ``max(t - s, 0) <= p < bar_len`` (monophonic: no onset
-                before the previous note ends); ``Bar`` while ``b < target``; the
+                before the previous note ends); ``Bar`` while ``b < target`` (when
+                sampling, not before the first note: a melody never opens with an
+                empty bar, which MIDI readers would drop); the
                 closing id once ``b == target`` and a note sounds in the last bar.
   after Pos     ``Pitch`` inside the pitch range.
   after Pitch   ``Dur_d`` with the note ending by ``target * bar_len``.
@@ -85,7 +87,7 @@ class Grammar:
         self.target = np.broadcast_to(np.asarray(target, dtype=np.int64), self.phase.shape).copy()
         self.close = self.t.eos if final else self.t.bar
 
-    def _ranges(self):
+    def _ranges(self, forced: bool = False):
         """Per sequence: Pos range, Pitch/Dur range, Bar allowed, close allowed."""
         t, ph, b, n, bl, cur = self.t, self.phase, self.bars, self.target, self.bar_len, self.cursor
         in_bar = (ph == IN_BAR) | (ph == AFTER_LONG_DUR)
@@ -97,6 +99,8 @@ class Grammar:
         d_lo = np.where(is_pitch, self.pitch_ids[0], t.dur0)
         d_hi = np.where(is_pitch, self.pitch_ids[1], np.where((ph == AFTER_PITCH) | (ph == AFTER_LONG_DUR), t.dur0 + durs, 0))
         bar_ok = in_bar & (b < n)
+        if not forced:
+            bar_ok &= (b == 0) | (cur > 0)
         close_ok = in_bar & (b == n) & (cur > start)
         return pos_lo, pos_hi, d_lo, d_hi, bar_ok, close_ok
 
@@ -115,7 +119,7 @@ class Grammar:
 
     def allows(self, tok: np.ndarray) -> np.ndarray:
         """(B,) bool: whether each sequence may take ``tok`` (B,) next, any pitch (forced tokens)."""
-        pos_lo, pos_hi, d_lo, d_hi, bar_ok, close_ok = self._ranges()
+        pos_lo, pos_hi, d_lo, d_hi, bar_ok, close_ok = self._ranges(forced=True)
         is_pitch = self.phase == AFTER_POS
         d_lo = np.where(is_pitch, self.t.pitch0, d_lo)
         d_hi = np.where(is_pitch, self.t.pitch0 + PITCH_MAX - PITCH_MIN + 1, d_hi)
@@ -165,18 +169,19 @@ class Grammar1:
         self.target = int(np.asarray(target).reshape(-1)[0])
         self.close = self.t.eos if final else self.t.bar
 
-    def _ranges(self, any_pitch: bool = False) -> tuple[int, int, int, int, bool, bool]:
+    def _ranges(self, forced: bool = False) -> tuple[int, int, int, int, bool, bool]:
         t, ph, b, n, bl, cur = self.t, self.phase, self.bars, self.target, self.bar_len, self.cursor
         in_bar = ph == IN_BAR or ph == AFTER_LONG_DUR
         start = (b - 1) * bl
         pos_lo, pos_hi = t.pos0 + max(cur - start, 0), (t.pos0 + bl if in_bar else 0)
         if ph == AFTER_POS:
-            d_lo, d_hi = (t.pitch0, t.pitch0 + PITCH_MAX - PITCH_MIN + 1) if any_pitch else self.pitch_ids
+            d_lo, d_hi = (t.pitch0, t.pitch0 + PITCH_MAX - PITCH_MIN + 1) if forced else self.pitch_ids
         elif ph == AFTER_PITCH or ph == AFTER_LONG_DUR:
             d_lo, d_hi = t.dur0, t.dur0 + min(n * bl - cur, MAX_DUR)
         else:
             d_lo, d_hi = 0, 0
-        return pos_lo, pos_hi, d_lo, d_hi, in_bar and b < n, in_bar and b == n and cur > start
+        bar_ok = in_bar and b < n and (forced or b == 0 or cur > 0)
+        return pos_lo, pos_hi, d_lo, d_hi, bar_ok, in_bar and b == n and cur > start
 
     def mask(self) -> np.ndarray:
         """(1, V) bool: True where an id is NOT allowed next (a reused buffer)."""
@@ -194,7 +199,7 @@ class Grammar1:
         return self.blocked
 
     def allows1(self, tok: int) -> bool:
-        pos_lo, pos_hi, d_lo, d_hi, bar_ok, close_ok = self._ranges(any_pitch=True)
+        pos_lo, pos_hi, d_lo, d_hi, bar_ok, close_ok = self._ranges(forced=True)
         return (pos_lo <= tok < pos_hi or d_lo <= tok < d_hi or (tok == self.t.bar and bar_ok)
                 or (tok == self.close and close_ok))
 
