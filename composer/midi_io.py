@@ -23,6 +23,7 @@ from composer.tokenizer import supported_meters
 
 MAX_BARS = 4096  # longer melodies are refused (guards against absurd tick values)
 MAX_FILE_BYTES = 32 * 2**20
+MAX_NOTES = 500_000  # per file: bounds memory and time (the largest real songs hold a few ten thousand)
 _METERS = frozenset(supported_meters())  # the meters the tokenizer has a TimeSig token for
 _MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|sing|solo|tune", re.I)
 
@@ -68,6 +69,9 @@ def _load_score(path: Path):
         raise MidiError(path, f"corrupt or truncated MIDI ({_parser_message(e)})") from None
     if score.ticks_per_quarter <= 0:
         raise MidiError(path, f"bad resolution ({score.ticks_per_quarter} ticks per quarter)")
+    n_notes = sum(len(t.notes) for t in score.tracks)
+    if n_notes > MAX_NOTES:
+        raise MidiError(path, f"too many notes ({n_notes}, at most {MAX_NOTES})")
     return score
 
 
