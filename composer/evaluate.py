@@ -26,6 +26,7 @@ class Likelihood:
     notes: int
     tokens: int  # predicted tokens (all but each melody's BOS)
     nll_nats: float
+    per_sequence: tuple[float, ...] = ()  # nats of each melody, in input order
 
     @property
     def bits_per_note(self) -> float:
@@ -45,7 +46,7 @@ def model_likelihood(model, seqs: Sequence[np.ndarray], device: str = "cpu", bat
     from composer.scoring import score_sequences
 
     s = score_sequences(model, [np.asarray(x, dtype=np.int64) for x in seqs], device=device, batch_size=batch_size)
-    return Likelihood(len(seqs), int(s.notes), int(s.tokens), float(s.nll_nats))
+    return Likelihood(len(seqs), int(s.notes), int(s.tokens), float(s.nll_nats), tuple(s.per_sequence))
 
 
 def ngram_likelihood(train: Sequence[np.ndarray], seqs: Sequence[np.ndarray], val: Sequence[np.ndarray] = (),
@@ -93,8 +94,12 @@ def folder_likelihood(model, blob: dict, folder: str | Path, *, baseline: bool =
 
     corpus = load_corpus(folder, progress=progress)
     seqs = [f.ids for f in corpus.files]
-    out = {"folder": str(folder), **model_likelihood(model, seqs, device, batch_size).to_dict(),
-           "skipped": [{"file": p, "reason": r} for p, r in corpus.skipped]}
+    lik = model_likelihood(model, seqs, device, batch_size)
+    out = {"folder": str(folder), **lik.to_dict(),
+           "skipped": [{"file": p, "reason": r} for p, r in corpus.skipped],
+           "per_file": [{"file": f.path, "notes": f.notes,
+                         "bits_per_note": round(nll / math.log(2) / max(f.notes, 1), 4)}
+                        for f, nll in zip(corpus.files, lik.per_sequence)]}
     if baseline:
         train = [f.ids for f in checkpoint_files(blob, "train_files")]
         try:

@@ -76,6 +76,11 @@ def test_folder_likelihood_json(setup):
     assert out["nll_nats"] == pytest.approx(nll, rel=1e-4)
     assert out["bits_per_note"] == pytest.approx(nll / math.log(2) / out["notes"], rel=1e-3)
     assert out["bits_per_token"] == pytest.approx(nll / math.log(2) / out["tokens"], rel=1e-3)
+    per = {p["file"]: p for p in out["per_file"]}
+    assert sorted(per) == [f"t{i}.mid" for i in range(8)]
+    with torch.no_grad():
+        one = float(sequence_nll(model, ids[3])) / math.log(2) / len(TUNES[3].notes)
+    assert per["t3.mid"]["bits_per_note"] == pytest.approx(one, rel=1e-3)
     base = out["baseline"]
     assert base["notes"] == out["notes"] and base["tokens"] == out["tokens"] and base["train_files"] == 6
     assert 0 < base["bits_per_note"] < out["bits_per_note"]  # an n-gram fitted on 6 of the 8 beats random weights
