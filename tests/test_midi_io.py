@@ -276,6 +276,17 @@ def test_missing_file_and_folder(tmp_path: Path):
         read_report(tmp_path)
 
 
+def test_too_many_notes_is_refused(tmp_path: Path, monkeypatch):
+    import composer.midi_io as midi_io
+
+    p = write_ticks(tmp_path / "many.mid", [{"name": "Lead", "notes": line([(i, 1, 60) for i in range(300)])}])
+    monkeypatch.setattr(midi_io, "MAX_NOTES", 299)
+    with pytest.raises(MidiError, match="too many notes"):
+        read_report(p)
+    monkeypatch.setattr(midi_io, "MAX_NOTES", 300)
+    assert len(read_report(p).melody.notes) == 300
+
+
 GOOD = melody_to_bytes(Melody(tuple(Note(i * 6, 6, 60 + i % 12) for i in range(16)), TimeSignature(6, 8), Key(7), 3))
 
 
@@ -312,3 +323,4 @@ def test_fuzz_valid_files_with_random_content(tmp_path: Path, tpq, notes, meters
     p = write_ticks(tmp_path / "rand.mid", [{"name": "x", "notes": notes, "channel": channel}], tpq=tpq,
                     meters=sorted(meters))
     _check_reads_or_refuses(p)
+
