@@ -72,7 +72,7 @@ def _scan(folder: str) -> list[tuple[str, tuple[int, int, int]]]:
             continue
         for e in entries:
             try:
-                if e.is_dir():
+                if e.is_dir(follow_symlinks=False):  # as os.walk: no symlink loops
                     stack.append((prefix + e.name + "/", e.path))
                 elif e.name.lower().endswith(MIDI_SUFFIXES) and e.is_file():
                     st = e.stat()

@@ -65,6 +65,11 @@ def test_find_midi_files_recursive_any_case_sorted(folder: Path):
     assert names == ["sub/deep.MIDI"] + [f"tune{i}.mid" for i in range(6)]
 
 
+def test_symlink_loops_are_not_followed(folder: Path):
+    os.symlink(folder, folder / "sub" / "loop")
+    assert len(find_midi_files(folder)) == 7
+
+
 def test_load_corpus_tokenizes_every_file(folder: Path, tmp_path: Path):
     seen = []
     c = load_corpus(folder, cache_dir=tmp_path / "cache", workers=1, progress=lambda d, t: seen.append((d, t)))
