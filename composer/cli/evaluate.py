@@ -11,12 +11,14 @@ from composer.cli._common import fail
 
 
 def _progress(label: str, quiet: bool):
-    """A progress callback printing to stderr (nothing with --json)."""
+    """A progress callback printing to stderr (nothing with --json, nor when all was cached)."""
     state = {"last": -1}
 
     def report(done: int, total: int) -> None:
         pct = 100 * done // max(total, 1)
-        if not quiet and pct != state["last"] and (pct % 10 == 0 or done == total):
+        if quiet or (state["last"] == -1 and done == total):  # --json, or everything came from the cache
+            return
+        if pct != state["last"] and (pct % 10 == 0 or done == total):
             state["last"] = pct
             click.echo(f"\r{label}: {done}/{total} files", err=True, nl=done == total)
     return report
