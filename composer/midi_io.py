@@ -94,6 +94,8 @@ def _choose_track(path: Path, score):
         if any(len(t.notes) for t in score.tracks):
             raise MidiError(path, "only drum tracks, no melody")
         raise MidiError(path, "no notes")
+    if len(candidates) == 1:
+        return candidates[0]
     named = [(i, t) for i, t in candidates if _MELODY_NAMES.search(t.name or "")]
     if named:
         return max(named, key=lambda it: len(it[1].notes))
