@@ -1,0 +1,137 @@
+"""Generation speed, as ratios measured in the same run.
+
+1. Constrained sampling at batch 1 (grammar mask, Gumbel-max draw, likelihood
+   bookkeeping) against a bare loop of the model's fused-gate ``step`` + argmax on the
+   same weights: target >= 0.8.
+2. ``compose generate --bars 16`` end to end against ``python -c "import torch"``:
+   target <= 1.5.
+3. ``compose generate --num 64`` against ``--num 1``: target <= 2.
+
+Uses the shipped default model when present, else a random-weight stand-in of the
+default ModelConfig (named so in the figures). Usage: ``python benchmarks/bench_generate.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _model():
+    """(model, checkpoint path or None, label): the default model, else a stand-in."""
+    import torch
+
+    from composer.checkpoint import DEFAULT_MODEL, load_model, save_checkpoint
+    from composer.config import ModelConfig
+    from composer.model import MelodyLSTM
+
+    if DEFAULT_MODEL.is_file():
+        model, _ = load_model(None)
+        c = model.cfg
+        return model, None, f"default model {c.num_layers}x{c.hidden_size}"
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig()).eval()
+    path = Path(tempfile.mkdtemp()) / "standin.pt"
+    save_checkpoint(path, model, extra={"data": {"meters": {"4/4": 100, "6/8": 80}, "keys": {"G": 50, "D": 40}}})
+    c = model.cfg
+    return model, path, f"random-weight {c.num_layers}x{c.hidden_size} stand-in"
+
+
+def sampling_vs_bare_step(model, repeats: int, bars: int) -> tuple[float, float, float]:
+    """(sampler tokens/s, bare step tokens/s, ratio) at batch 1, interleaved, best of ``repeats``."""
+    import torch
+
+    from composer.melody import TimeSignature
+    from composer.sample import Sampler, SamplingConfig
+
+    def sampler() -> tuple[float, int]:
+        s = Sampler(model, 1, SamplingConfig(), torch.Generator().manual_seed(0))
+        t = time.perf_counter()
+        s.start([TimeSignature(4, 4)], {})
+        s.sample_bars(bars)
+        s.results()
+        return time.perf_counter() - t, len(s._toks)
+
+    def bare(steps: int) -> float:
+        state, tok = model.init_state(1), torch.tensor([1])
+        t = time.perf_counter()
+        for _ in range(steps):
+            logits, state = model.step(tok, state)
+            tok = logits.argmax(1)
+        return time.perf_counter() - t
+
+    _, steps = sampler()
+    bare(steps)  # warm-up
+    best_s, best_b = float("inf"), float("inf")
+    for _ in range(repeats):
+        ts, n = sampler()
+        best_s = min(best_s, ts / n)
+        best_b = min(best_b, bare(n) / n)
+    return 1 / best_s, 1 / best_b, best_b / best_s
+
+
+def _timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-300:]}")
+    return time.perf_counter() - t
+
+
+def end_to_end(ckpt: Path | None, repeats: int) -> dict[str, float]:
+    """Median wall seconds of import torch, generate --num 1 and --num 64 (interleaved)."""
+    out = Path(tempfile.mkdtemp())
+    base = [sys.executable, "-m", "composer", "generate", "--bars", "16", "--seed", "1", "--outdir", str(out)]
+    if ckpt is not None:
+        base += ["--checkpoint", str(ckpt)]
+    cmds = {"import torch": [sys.executable, "-c", "import torch"], "num 1": base, "num 64": base + ["--num", "64"]}
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for k, c in cmds.items():
+        _timed(c)  # warm the file cache
+    for _ in range(repeats):
+        for k, c in cmds.items():
+            times[k].append(_timed(c))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def run(quick: bool = False) -> list[dict]:
+    """The figures, each with its target."""
+    import torch
+
+    torch.set_num_threads(1)  # as `compose generate` does (see composer/cli/_generate_run.py)
+    model, ckpt, label = _model()
+    s_tps, b_tps, ratio = sampling_vs_bare_step(model, 5 if quick else 15, 16 if quick else 64)
+    rows = [
+        {"name": f"sampling batch 1 vs bare fused-gate step ({label}, 1 thread)", "value": ratio, "target": ">= 0.8", "unit": "x"},
+        {"name": f"sampling batch 1 tokens/s ({label})", "value": s_tps, "target": "-", "unit": "tok/s"},
+        {"name": f"bare fused-gate step tokens/s ({label})", "value": b_tps, "target": "-", "unit": "tok/s"},
+    ]
+    from composer.config import ModelConfig
+    from composer.model import MelodyLSTM
+
+    small = MelodyLSTM(ModelConfig(embed_size=256, hidden_size=256, num_layers=2)).eval()  # overhead shows most here
+    s_tps, b_tps, ratio = sampling_vs_bare_step(small, 5 if quick else 15, 16 if quick else 64)
+    rows += [
+        {"name": "sampling batch 1 vs bare fused-gate step (random-weight 2x256, 1 thread)", "value": ratio, "target": ">= 0.8", "unit": "x"},
+        {"name": "sampling batch 1 tokens/s (2x256)", "value": s_tps, "target": "-", "unit": "tok/s"},
+        {"name": "bare fused-gate step tokens/s (2x256)", "value": b_tps, "target": "-", "unit": "tok/s"},
+    ]
+    e2e = end_to_end(ckpt, 2 if quick else 5)
+    rows += [
+        {"name": f"compose generate --bars 16 vs python -c 'import torch' ({label})", "value": e2e["num 1"] / e2e["import torch"],
+         "target": "<= 1.5", "unit": "x"},
+        {"name": "compose generate --num 64 vs --num 1", "value": e2e["num 64"] / e2e["num 1"], "target": "<= 2", "unit": "x"},
+        {"name": "python -c 'import torch'", "value": e2e["import torch"], "target": "-", "unit": "s"},
+        {"name": "compose generate --bars 16", "value": e2e["num 1"], "target": "-", "unit": "s"},
+        {"name": "compose generate --bars 16 --num 64", "value": e2e["num 64"], "target": "-", "unit": "s"},
+    ]
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run(quick="--quick" in sys.argv):
+        print(f"{r['name']}: {r['value']:.3g} {r['unit']} (target {r['target']})")
