@@ -13,6 +13,7 @@ default ModelConfig (named so in the figures). Usage: ``python benchmarks/bench_
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,9 +83,8 @@ def _timed(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def end_to_end(ckpt: Path | None, repeats: int) -> dict[str, float]:
+def end_to_end(ckpt: Path | None, repeats: int, out: Path) -> dict[str, float]:
     """Median wall seconds of import torch, generate --num 1 and --num 64 (interleaved)."""
-    out = Path(tempfile.mkdtemp())
     base = [sys.executable, "-m", "composer", "generate", "--bars", "16", "--seed", "1", "--outdir", str(out)]
     if ckpt is not None:
         base += ["--checkpoint", str(ckpt)]
@@ -120,7 +120,13 @@ def run(quick: bool = False) -> list[dict]:
         {"name": "sampling batch 1 tokens/s (2x256)", "value": s_tps, "target": "-", "unit": "tok/s"},
         {"name": "bare fused-gate step tokens/s (2x256)", "value": b_tps, "target": "-", "unit": "tok/s"},
     ]
-    e2e = end_to_end(ckpt, 2 if quick else 5)
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        e2e = end_to_end(ckpt, 2 if quick else 5, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if ckpt is not None:
+            shutil.rmtree(ckpt.parent, ignore_errors=True)
     rows += [
         {"name": f"compose generate --bars 16 vs python -c 'import torch' ({label})", "value": e2e["num 1"] / e2e["import torch"],
          "target": "<= 1.5", "unit": "x"},

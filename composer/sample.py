@@ -77,9 +77,12 @@ class Sampler:
         self.logits: torch.Tensor | None = None  # (B, V): next-token logits
         self.grammar: Grammar | Grammar1 | None = None
         self._noise, self._noise_np, self._ni = None, None, _NOISE_STEPS
-        self._hist: list[tuple[torch.Tensor, torch.Tensor, np.ndarray | None]] = []  # (logits, tok, took)
+        # Per step taken: (tokens, rows that took them or None = all); tokens are a (B,) array,
+        # or an int when B == 1. _hist holds the logits that predicted the steps from _hist_from on.
+        self._toks: list[tuple[np.ndarray | int, np.ndarray | None]] = []
+        self._hist: list[torch.Tensor] = []
+        self._hist_from = 0
         self._nll = torch.zeros(batch, dtype=torch.float64)
-        self._toks: list[tuple[np.ndarray, np.ndarray | None]] = []  # (tok, took) per step
         self._blocked_t: torch.Tensor | None = None
 
     # --- one step -------------------------------------------------------------------------
@@ -114,10 +117,9 @@ class Sampler:
 
     def _take(self, tok: torch.Tensor, tok_np: np.ndarray, took: np.ndarray | None,
               keep: np.ndarray | None) -> None:
-        """Record ``tok`` for rows in ``took`` (None = all) and advance the model for rows in
-        ``keep`` (None = all); the other rows keep state and logits."""
-        self._hist.append((self.logits, tok, took))
-        self._toks.append((tok_np, took))
+        """Record ``tok`` (B,) for rows in ``took`` (None = all) and advance the model for rows
+        in ``keep`` (None = all); the other rows keep state and logits."""
+        self._record(int(tok_np[0]) if self.batch == 1 else tok_np, took)
         if len(self._hist) >= _FLUSH:
             self._flush()
         logits, state = self.model.step(tok, self.state)
@@ -129,19 +131,31 @@ class Sampler:
             self.state = (torch.where(m[None, :, None], state[0], self.state[0]),
                           torch.where(m[None, :, None], state[1], self.state[1]))
 
+    def _record(self, tok: np.ndarray | int, took: np.ndarray | None) -> None:
+        """Note a step taken from the current logits."""
+        self._hist.append(self.logits)
+        self._toks.append((tok, took))
+
+    def _matrix(self, steps) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens (S, B), took (S, B) bool) of recorded steps."""
+        toks = np.array([t for t, _ in steps], dtype=np.int64).reshape(len(steps), self.batch)
+        took = np.ones(toks.shape, dtype=bool)
+        for i, (_, m) in enumerate(steps):
+            if m is not None:
+                took[i] = m
+        return toks, took
+
     def _flush(self) -> None:
         """Add -log p(token) of the recorded steps to each sequence's total."""
         if not self._hist:
             return
-        logits = torch.stack([h[0] for h in self._hist]).float()  # (S, B, V)
-        toks = torch.stack([h[1] for h in self._hist])  # (S, B)
-        lp = torch.log_softmax(logits, dim=-1).gather(2, toks[..., None])[..., 0].double()  # (S, B)
-        masks = [h[2] for h in self._hist]
-        if any(m is not None for m in masks):
-            took = np.stack([np.ones(self.batch, bool) if m is None else m for m in masks])
-            lp = lp * torch.from_numpy(took)
-        self._nll -= lp.sum(0)
+        n = len(self._hist)
+        toks, took = self._matrix(self._toks[self._hist_from : self._hist_from + n])
+        logits = torch.stack(self._hist).float()  # (S, B, V)
+        lp = torch.log_softmax(logits, dim=-1).gather(2, torch.from_numpy(toks)[..., None])[..., 0].double()
+        self._nll -= (lp * torch.from_numpy(took)).sum(0)  # (B,)
         self._hist.clear()
+        self._hist_from += n
 
     # --- header -----------------------------------------------------------------------------
     def start(self, meters: Sequence[TimeSignature], keys: Sequence[Key] | Mapping[str, Sequence[Key]]) -> None:
@@ -153,7 +167,8 @@ class Sampler:
             raise ComposerError("no time signature to choose from")
         v, b = VOCAB, self.batch
         bos = torch.full((b,), v.bos, dtype=torch.long)
-        self._toks.append((bos.numpy(), None))
+        self._toks.append((v.bos if b == 1 else bos.numpy(), None))
+        self._hist_from = 1  # BOS is given, not predicted
         self.logits, self.state = self.model.step(bos, self.state)
         blocked = np.ones((b, len(v)), dtype=bool)
         blocked[:, [v.timesig_id(m) for m in meters]] = False
@@ -216,34 +231,38 @@ class Sampler:
         (a few microseconds instead of several torch calls); ``z`` is scratch (V,)."""
         i = self._next_noise()  # (may redraw the noise)
         row = self._noise_np[i, 0]
-        np.multiply(self.logits.numpy()[0], 1.0 / self.cfg.temperature, out=z)
-        z += row
+        if self.cfg.temperature == 1.0:
+            np.add(self.logits.numpy()[0], row, out=z)
+        else:
+            np.multiply(self.logits.numpy()[0], 1.0 / self.cfg.temperature, out=z)
+            z += row
         np.copyto(z, -np.inf, where=blocked)
         return int(z.argmax())
 
     def _sample_one(self, g: Grammar1, final: bool, limit: int) -> None:
-        """The batch-1 loop: grammar on Python ints, mask filled in place."""
+        """The batch-1 loop: grammar on Python ints, mask filled in place, the token written
+        into one reused input tensor (the model reads it at once)."""
         blocked, blocked_np = self._blocked_t, g.blocked[0]
         fast = self.cfg.top_k == 0 and self.cfg.top_p >= 1.0
         z = np.empty(len(VOCAB), dtype=np.float32)
+        tok = torch.zeros(1, dtype=torch.long)
+        tok_np = tok.numpy()
+        step, hist, toks = self.model.step, self._hist, self._toks
         for _ in range(limit):
             g.mask()
-            if fast:
-                t = self._draw1(blocked_np, z)
-                tok_np = np.array([t], dtype=np.int64)
-                tok = torch.from_numpy(tok_np)
-            else:
-                tok = self._draw(blocked)
-                tok_np = tok.numpy()
-                t = int(tok_np[0])
+            t = self._draw1(blocked_np, z) if fast else int(self._draw(blocked)[0])
             if g.closes(t):
                 if final:
                     g.step(t)
-                    self._hist.append((self.logits, tok, None))
-                    self._toks.append((tok_np, None))
+                    self._record(t, None)
                 return
             g.step(t)
-            self._take(tok, tok_np, None, None)
+            hist.append(self.logits)
+            toks.append((t, None))
+            if len(hist) >= _FLUSH:
+                self._flush()
+            tok_np[0] = t
+            self.logits, self.state = step(tok, self.state)
         raise ComposerError("sampling did not close its bars (grammar bug)")
 
     def _sample_batch(self, g: Grammar, final: bool, limit: int) -> None:
@@ -265,8 +284,7 @@ class Sampler:
             active = active & ~closing
             if not active.any():
                 if final:
-                    self._hist.append((self.logits, tok, took))
-                    self._toks.append((tok_np, took))
+                    self._record(tok_np, took)
                 return
             keep = active
             self._take(tok, tok_np, took, keep)
@@ -283,8 +301,7 @@ class Sampler:
         steps = self._toks[first:]
         if not steps:
             return [[] for _ in range(self.batch)]
-        toks = np.stack([t for t, _ in steps])  # (S, B)
-        took = np.stack([np.ones(self.batch, bool) if m is None else m for _, m in steps])
+        toks, took = self._matrix(steps)
         return [toks[took[:, r], r].tolist() for r in range(self.batch)]
 
     def results(self) -> list[Generated]:
