@@ -73,17 +73,10 @@ def _guard_copies(model, plan, results, index, max_copy: int, gen, skip_bars: in
 
 def run(o: dict) -> None:
     """Validate every option, sample, guard originality, rank and write the files."""
-    import torch
-
     from composer.melody import Key, TimeSignature
     from composer.midi_io import read_melody
-    from composer.sample import Plan, SamplingConfig, generate
     from composer.tokenizer import VOCAB
 
-    if "OMP_NUM_THREADS" not in os.environ:
-        # One-token steps are small and latency-bound: thread hand-offs cost more than they save
-        # (measured: 1 thread was 2-10x faster than 2 at batch 1 and 64 on a busy 2-core machine).
-        torch.set_num_threads(1)
     num = o["num"]
     if not 1 <= num <= MAX_NUM:
         raise ComposerError(f"--num must be between 1 and {MAX_NUM}, got {num}")
@@ -109,6 +102,15 @@ def run(o: dict) -> None:
         if prime.n_bars + bars > 4096:
             raise ComposerError(f"--prime {o['prime']} has {prime.n_bars} bars: too long to continue")
     pitch_range = parse_pitch_range(o["pitch_range"], key) if o["pitch_range"] else (21, 108)
+
+    import torch  # only now: bad options above fail without the import's seconds
+
+    from composer.sample import Plan, SamplingConfig, generate
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        # One-token steps are small and latency-bound: thread hand-offs cost more than they save
+        # (measured: 1 thread was 2-10x faster than 2 at batch 1 and 64 on a busy 2-core machine).
+        torch.set_num_threads(1)
     sampling = SamplingConfig(o["temperature"], o["top_k"], o["top_p"], pitch_range)
     wav_note = None
     if o["wav"]:
@@ -134,12 +136,21 @@ def run(o: dict) -> None:
     if o["max_copy"] > 0:
         from composer.originality import load_index
 
-        index = load_index(o["checkpoint"] or _default(), blob)
+        told = False
+
+        def progress(done: int, total: int) -> None:
+            nonlocal told
+            if not told:
+                click.echo(f"indexing {total} training files for --max-copy (once; cached beside the checkpoint)", err=True)
+                told = True
+
+        index = load_index(o["checkpoint"] or _default(), blob, progress)
         if index is None:
             click.echo("note: originality check skipped (the checkpoint's training files are not available)", err=True)
         else:
             results, copies, resampled = _guard_copies(model, plan, results, index, o["max_copy"], gen, prime.n_bars if prime else 0)
     order = sorted(range(num), key=lambda i: results[i].bits_per_note)
+
     def tempo_for(m) -> float:
         return o["tempo"] or (prime.tempo if prime else typical_tempo(m.time_signature, data))
 
