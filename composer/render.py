@@ -58,11 +58,10 @@ def to_music21(melody: Melody):
         t = n.end
     if melody.total_steps > t:
         part.insert(Fraction(t, q), note.Rest(quarterLength=Fraction(melody.total_steps - t, q)))
-    score = stream.Score()
-    if melody.title:
-        from music21 import metadata
+    from music21 import metadata
 
-        score.metadata = metadata.Metadata(title=melody.title)
+    score = stream.Score()
+    score.metadata = metadata.Metadata(title=melody.title or "Melody", composer="composer (generated)")
     score.insert(0, part)
     return score.makeNotation()
 
