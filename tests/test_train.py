@@ -232,10 +232,16 @@ def test_bad_data_leaves_nothing_behind(tmp_path, corpus) -> None:
     assert not runs.exists()
 
 
-def test_cli_train_refuses_an_existing_run_and_exports(tmp_path, corpus) -> None:
-    base = ["train", "--data", str(corpus), "--runs-dir", str(tmp_path / "runs"), "--name", "r", *CLI_TINY]
+def test_cli_train_skips_bad_files_refuses_an_existing_run_and_exports(tmp_path, corpus) -> None:
+    import shutil
+
+    data = tmp_path / "mixed"
+    shutil.copytree(corpus, data)
+    (data / "junk.mid").write_bytes(b"MThd garbage")
+    base = ["train", "--data", str(data), "--runs-dir", str(tmp_path / "runs"), "--name", "r", *CLI_TINY]
     r = CliRunner().invoke(main, [*base, "--epochs", "1"])
     assert r.exit_code == 0, r.output
+    assert "skipped junk.mid: " in r.output and "1 file skipped" in r.output
     assert "n-gram baseline" in r.output and "epoch 1: train loss" in r.output and "bits/note" in r.output
     r = CliRunner().invoke(main, [*base, "--epochs", "1"])
     assert r.exit_code == 1 and "already exists" in r.output

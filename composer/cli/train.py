@@ -38,6 +38,10 @@ class _Line:
             self.last_print = now
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _progress_class():
     from composer.train import Progress
 
@@ -53,7 +57,7 @@ def _progress_class():
             for path, reason in info["skipped"]:
                 click.echo(f"skipped {path}: {reason}", err=True)
             click.echo(f"{info['train_files']} training and {info['val_files']} validation melodies "
-                       f"({info['train_tokens']:,} training tokens), {len(info['skipped'])} files skipped; "
+                       f"({info['train_tokens']:,} training tokens), {_plural(len(info['skipped']), 'file')} skipped; "
                        f"device {info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else ""))
             b = info["baseline"]
             if b:
