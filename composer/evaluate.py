@@ -100,8 +100,17 @@ def folder_likelihood(model, blob: dict, folder: str | Path, *, baseline: bool =
            "per_file": [{"file": f.path, "notes": f.notes,
                          "bits_per_note": round(nll / math.log(2) / max(f.notes, 1), 4)}
                         for f, nll in zip(corpus.files, lik.per_sequence)]}
+    try:
+        train_files = checkpoint_files(blob, "train_files")
+    except ComposerError:
+        train_files = None  # no record or the data moved: no overlap check
+    if train_files is not None:  # scoring training tunes flatters the model (and the n-gram far more)
+        seen = {f.ids.astype(np.int16).tobytes() for f in train_files}
+        out["in_training"] = sum(f.ids.astype(np.int16).tobytes() in seen for f in corpus.files)
     if baseline:
-        train = [f.ids for f in checkpoint_files(blob, "train_files")]
+        if train_files is None:
+            checkpoint_files(blob, "train_files")  # raises the reason
+        train = [f.ids for f in train_files]
         try:
             val = [f.ids for f in checkpoint_files(blob, "val_files")]
         except ComposerError:

@@ -81,6 +81,7 @@ def test_folder_likelihood_json(setup):
     with torch.no_grad():
         one = float(sequence_nll(model, ids[3])) / math.log(2) / len(TUNES[3].notes)
     assert per["t3.mid"]["bits_per_note"] == pytest.approx(one, rel=1e-3)
+    assert out["in_training"] == 6
     base = out["baseline"]
     assert base["notes"] == out["notes"] and base["tokens"] == out["tokens"] and base["train_files"] == 6
     assert 0 < base["bits_per_note"] < out["bits_per_note"]  # an n-gram fitted on 6 of the 8 beats random weights
@@ -91,6 +92,7 @@ def test_baseline_side_by_side(setup):
     r = run(data, "--checkpoint", ckpt, "--baseline", "ngram")
     assert r.exit_code == 0, r.output
     assert "-gram baseline" in r.output and "bits/note" in r.output and "skipped broken.mid" in r.output
+    assert "6 of these melodies are in the checkpoint's training set" in r.output
 
 
 def test_samples_against_validation_files(setup, tmp_path):

@@ -33,6 +33,9 @@ def _likelihood_table(r: dict) -> None:
     click.echo(f"  {'':<18}{'bits/note':>10}{'bits/token':>12}{'NLL (nats)':>14}")
     for name, x in rows:
         click.echo(f"  {name:<18}{x['bits_per_note']:>10.3f}{x['bits_per_token']:>12.3f}{x['nll_nats']:>14.1f}")
+    if r.get("in_training"):
+        click.echo(f"  note: {r['in_training']} of these melodies are in the checkpoint's training set;"
+                   " score held-out files for a fair figure")
     for s in r["skipped"][:10]:
         click.echo(f"  skipped {s['file']}: {s['reason']}")
     if len(r["skipped"]) > 10:
