@@ -87,26 +87,32 @@ def checkpoint_files(blob: dict, which: str, progress: Progress | None = None):
     return files
 
 
-def folder_likelihood(model, blob: dict, folder: str | Path, *, baseline: bool = False, device: str = "cpu",
+def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline: bool = False, device: str = "cpu",
                       batch_size: int = 64, progress: Progress | None = None) -> dict:
-    """Plain-data report: the model's (and optionally an n-gram's) NLL of every usable file in ``folder``."""
+    """Plain-data report: the model's (and optionally an n-gram's) NLL of every usable file in
+    ``folder`` (None: the checkpoint's validation files)."""
     from composer.corpus import load_corpus
 
-    corpus = load_corpus(folder, progress=progress)
-    seqs = [f.ids for f in corpus.files]
+    if folder is None:
+        files, skipped = checkpoint_files(blob, "val_files", progress), ()
+        label = f"{checkpoint_data(blob)['folder']} (the checkpoint's validation files)"
+    else:
+        corpus = load_corpus(folder, progress=progress)
+        files, skipped, label = corpus.files, corpus.skipped, str(folder)
+    seqs = [f.ids for f in files]
     lik = model_likelihood(model, seqs, device, batch_size)
-    out = {"folder": str(folder), **lik.to_dict(),
-           "skipped": [{"file": p, "reason": r} for p, r in corpus.skipped],
+    out = {"folder": label, **lik.to_dict(),
+           "skipped": [{"file": p, "reason": r} for p, r in skipped],
            "per_file": [{"file": f.path, "notes": f.notes,
                          "bits_per_note": round(nll / math.log(2) / max(f.notes, 1), 4)}
-                        for f, nll in zip(corpus.files, lik.per_sequence)]}
+                        for f, nll in zip(files, lik.per_sequence)]}
     try:
         train_files = checkpoint_files(blob, "train_files")
     except ComposerError:
         train_files = None  # no record or the data moved: no overlap check
     if train_files is not None:  # scoring training tunes flatters the model (and the n-gram far more)
         seen = {f.ids.astype(np.int16).tobytes() for f in train_files}
-        out["in_training"] = sum(f.ids.astype(np.int16).tobytes() in seen for f in corpus.files)
+        out["in_training"] = sum(f.ids.astype(np.int16).tobytes() in seen for f in files)
     if baseline:
         if train_files is None:
             checkpoint_files(blob, "train_files")  # raises the reason

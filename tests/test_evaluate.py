@@ -92,7 +92,14 @@ def test_baseline_side_by_side(setup):
     r = run(data, "--checkpoint", ckpt, "--baseline", "ngram")
     assert r.exit_code == 0, r.output
     assert "-gram baseline" in r.output and "bits/note" in r.output and "skipped broken.mid" in r.output
-    assert "6 of these melodies are in the checkpoint's training set" in r.output
+    assert "6 of these melodies also occur, token for token, in the checkpoint's training set" in r.output
+
+
+def test_validation_files(setup):
+    _, ckpt, _ = setup
+    out = json.loads(run("--validation", "--checkpoint", ckpt, "--json").output)
+    assert out["files"] == 2 and out["in_training"] == 0 and "validation" in out["folder"]
+    assert out["notes"] == len(TUNES[6].notes) + len(TUNES[7].notes)
 
 
 def test_samples_against_validation_files(setup, tmp_path):
@@ -139,6 +146,7 @@ def test_originality_summary_flags_copies():
     ([], "give a FOLDER"),
     (["--samples", "2", "--checkpoint", "missing.pt"], "not found"),
     (["--baseline", "ngram", "--samples", "2"], "--baseline needs a FOLDER"),
+    (["x", "--validation"], "not both"),
 ])
 def test_bad_input_one_line(setup, args, message):
     r = run(*args)

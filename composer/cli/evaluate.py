@@ -28,14 +28,14 @@ def _likelihood_table(r: dict) -> None:
     rows = [("model", r)]
     if "baseline" in r:
         rows.append((f"{r['baseline']['order']}-gram baseline", r["baseline"]))
-    click.echo(f"{r['files']} melodies, {r['notes']} notes, {r['tokens']} tokens from {r['folder']}"
-               f" ({len(r['skipped'])} files skipped)")
+    skipped = f", {len(r['skipped'])} files skipped" if r["skipped"] else ""
+    click.echo(f"{r['files']} melodies, {r['notes']} notes, {r['tokens']} tokens from {r['folder']}{skipped}")
     click.echo(f"  {'':<18}{'bits/note':>10}{'bits/token':>12}{'NLL (nats)':>14}")
     for name, x in rows:
         click.echo(f"  {name:<18}{x['bits_per_note']:>10.3f}{x['bits_per_token']:>12.3f}{x['nll_nats']:>14.1f}")
     if r.get("in_training"):
-        click.echo(f"  note: {r['in_training']} of these melodies are in the checkpoint's training set;"
-                   " score held-out files for a fair figure")
+        click.echo(f"  note: {r['in_training']} of these melodies also occur, token for token, in the checkpoint's"
+                   " training set (a fair figure needs held-out tunes)")
     for s in r["skipped"][:10]:
         click.echo(f"  skipped {s['file']}: {s['reason']}")
     if len(r["skipped"]) > 10:
@@ -81,6 +81,7 @@ def _free_stem(folder: Path, stem: str) -> str:
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path),
               help="Model to evaluate [default: the model shipped with composer].")
+@click.option("--validation", is_flag=True, help="Score the checkpoint's validation files (held out in training).")
 @click.option("--baseline", type=click.Choice(["ngram"]), help="Also score FOLDER with an n-gram trained on the checkpoint's training files.")
 @click.option("--samples", "-n", type=click.IntRange(1, 4096), help="Generate N melodies and compare them with real ones.")
 @click.option("--reference", type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -93,29 +94,32 @@ def _free_stem(folder: Path, stem: str) -> str:
               show_default=True, help="Folder for the statistics JSON and PNG.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of tables.")
-def command(folder, checkpoint, baseline, samples, reference, bars, form, max_copy, seed, out, device, as_json):
+def command(folder, checkpoint, validation, baseline, samples, reference, bars, form, max_copy, seed, out, device, as_json):
     """Score a model on FOLDER (bits per note) and/or compare --samples N generated melodies with real ones.
 
     \b
-    compose evaluate midi_corpus/ --baseline ngram
+    compose evaluate --validation --baseline ngram    held-out tunes, vs an n-gram
+    compose evaluate my_tunes/
     compose evaluate --samples 64 --bars 16
     """
     from composer import evaluate as ev
     from composer.checkpoint import DEFAULT_MODEL, load_model
 
-    if folder is None and samples is None:
-        fail("give a FOLDER of MIDI files to score, or --samples N to generate and compare")
+    if folder is None and not validation and samples is None:
+        fail("give a FOLDER of MIDI files to score, --validation, or --samples N to generate and compare")
+    if folder is not None and validation:
+        fail("give a FOLDER or --validation, not both")
     if folder is not None and not folder.is_dir():
         fail(f"{folder} is not a folder: give a folder of .mid files")
-    if baseline and folder is None:
-        fail("--baseline needs a FOLDER to score")
+    if baseline and folder is None and not validation:
+        fail("--baseline needs a FOLDER (or --validation) to score")
     if checkpoint is None and not DEFAULT_MODEL.is_file():
         fail(f"no default model is installed ({DEFAULT_MODEL}): train one with `compose train` and pass --checkpoint")
     ckpt = checkpoint or DEFAULT_MODEL
     device = _device(device)
     model, blob = load_model(ckpt, device)
     result: dict = {"checkpoint": str(ckpt)}
-    if folder is not None:
+    if folder is not None or validation:
         lik = ev.folder_likelihood(model, blob, folder, baseline=bool(baseline), device=device,
                                    progress=_progress("reading", as_json))
         result.update(lik)
@@ -142,7 +146,7 @@ def command(folder, checkpoint, baseline, samples, reference, bars, form, max_co
         png_path = plot(rep.comparison, out / f"{stem}.png")
         result["samples"] = {**rep.data, "json": str(json_path), "png": str(png_path)}
         if not as_json:
-            if folder is not None:
+            if folder is not None or validation:
                 click.echo("")
             _samples_table(rep.data)
             click.echo(f"wrote {json_path}\nwrote {png_path}")
