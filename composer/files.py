@@ -30,6 +30,9 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
     except OSError as e:
         raise ComposerError(f"cannot write to {folder}: {e.strerror or e}") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary user files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
