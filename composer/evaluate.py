@@ -189,7 +189,22 @@ def compare_samples(generated: Sequence[Melody], reference: Sequence[Melody], ba
                              "overlaps": {k: round(f.overlap, 4) for k, f in fcomp.features.items()},
                              "originality": originality(index, formed, max_copy)}
         data["bar_repetition"]["generated_with_form"] = repetition_summary(formed)
+    rvr = real_vs_real(real, len(gen))
+    if rvr is not None:
+        data["real_vs_real"] = {"held_out": rvr.sizes[1], "mean_overlap": round(rvr.mean_overlap, 4),
+                                "overlaps": {k: round(f.overlap, 4) for k, f in rvr.features.items()}}
     return SampleReport(comp, data)
+
+
+def real_vs_real(real: Sequence[Melody], n: int, seed: int = 0) -> Comparison | None:
+    """For scale: ``n`` real melodies (at most half of them) against the rest; None when too few."""
+    n = min(n, len(real) // 2)
+    if n < 2:
+        return None
+    pick = np.random.default_rng(seed).permutation(len(real))
+    held = set(pick[:n].tolist())
+    return compare([m for i, m in enumerate(real) if i not in held], [real[i] for i in sorted(held)],
+                   names=("real", "held-out real"))
 
 
 def _meters(blob: dict):

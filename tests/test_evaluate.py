@@ -14,7 +14,7 @@ from composer.checkpoint import save_checkpoint
 from composer.cli import main
 from composer.config import ModelConfig
 from composer.checkpoint import load_model
-from composer.evaluate import compare_samples, generate_melodies, originality
+from composer.evaluate import compare_samples, generate_melodies, originality, real_vs_real
 from composer.melody import Key, Melody, Note, TimeSignature
 from composer.midi_io import write_midi
 from composer.model import MelodyLSTM, sequence_nll
@@ -117,6 +117,7 @@ def test_samples_against_validation_files(setup, tmp_path):
     table = run("--samples", 4, "--bars", 4, "--checkpoint", ckpt, "--reference", data, "--form", "", "--out", tmp_path / "ev")
     assert table.exit_code == 0, table.output
     assert "mean" in table.output and "longest run copied" in table.output and "8 reference melodies" in table.output
+    assert "real vs real" in table.output and "for scale: 4 real openings" in table.output
     assert len(list((tmp_path / "ev").glob("*.png"))) == 2  # a second run never overwrites the first
 
 
@@ -140,6 +141,8 @@ def test_originality_summary_flags_copies():
     assert originality(None, gen) == {"available": False}
     rep = compare_samples(gen, TUNES, 8, index)
     assert rep.data["originality"]["over_max_copy"] == 1 and rep.data["reference_openings"] == 8
+    assert rep.data["real_vs_real"]["held_out"] == 2 and 0 < rep.data["real_vs_real"]["mean_overlap"] <= 1
+    assert real_vs_real(TUNES[:3], 64) is None  # too few to split
 
 
 @pytest.mark.parametrize("args, message", [

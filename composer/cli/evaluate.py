@@ -46,16 +46,20 @@ def _samples_table(d: dict) -> None:
     from composer.stats import TITLES
 
     st = d["statistics"]
-    form = d.get("with_form")
+    form, rvr = d.get("with_form"), d.get("real_vs_real")
     click.echo(f"{d['generated']} generated melodies vs {d['reference_openings']} real {d['bars']}-bar openings"
                f" (of {d['reference_melodies']} reference melodies); overlap of distributions, 1 = identical")
-    head = f"  {'feature':<30}{'overlap':>9}" + (f"{'with ' + form['form']:>14}" if form else "")
-    click.echo(head)
-    for name, f in st["features"].items():
-        extra = f"{form['overlaps'][name]:>14.3f}" if form else ""
-        click.echo(f"  {TITLES[name]:<30}{f['overlap']:>9.3f}{extra}")
-    extra = f"{form['mean_overlap']:>14.3f}" if form else ""
-    click.echo(f"  {'mean':<30}{st['mean_overlap']:>9.3f}{extra}")
+    cols = [("generated", {k: f["overlap"] for k, f in st["features"].items()}, st["mean_overlap"])]
+    if form:
+        cols.append((f"with {form['form']}", form["overlaps"], form["mean_overlap"]))
+    if rvr:
+        cols.append(("real vs real*", rvr["overlaps"], rvr["mean_overlap"]))
+    click.echo(f"  {'feature':<30}" + "".join(f"{c[0]:>15}" for c in cols))
+    for name in st["features"]:
+        click.echo(f"  {TITLES[name]:<30}" + "".join(f"{c[1][name]:>15.3f}" for c in cols))
+    click.echo(f"  {'mean':<30}" + "".join(f"{c[2]:>15.3f}" for c in cols))
+    if rvr:
+        click.echo(f"  * for scale: {rvr['held_out']} real openings against the other real ones")
     br = d["bar_repetition"]
     line = f"bar repetition (mean share of bars): real {br['real']['mean']:.3f}, generated {br['generated']['mean']:.3f}"
     if "generated_with_form" in br:
