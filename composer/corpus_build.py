@@ -134,8 +134,8 @@ def _run(task: tuple) -> Tune:
 
 
 def corpus_tasks(limit: int | None = None) -> list[tuple]:
-    """Every tune to convert, in a fixed order: O'Neill tunes by file, then Bach files by name;
-    ``limit`` keeps the first N of each source."""
+    """Every tune to convert, in a fixed order: O'Neill tunes by file, then Bach files by name
+    (a chorale also in Humdrum keeps its MusicXML); ``limit`` keeps the first N of each source."""
     from music21 import corpus
 
     abc, bach = [], []
@@ -145,7 +145,8 @@ def corpus_tasks(limit: int | None = None) -> list[tuple]:
             num = re.match(r"X:\s*(\d+)", chunk)
             abc.append(("abc", ((0, path.name, i), num.group(1) if num else f"{path.stem}-{i}", chunk)))
     for path in sorted(corpus.getComposer("bach"), key=lambda p: p.name):
-        bach.append(("bach", ((1, path.name, 0), str(path))))
+        rank = 0 if path.suffix in (".mxl", ".xml") else 1  # MusicXML before Humdrum copies of a chorale
+        bach.append(("bach", ((1, path.name[: -len(path.suffix)], rank), str(path))))
     if limit is not None:
         abc, bach = abc[:limit], bach[:limit]
     return abc + bach
@@ -239,34 +240,47 @@ def verify(folder: Path, written: list[tuple[str, Tune]]) -> Verification:
 
 def readme_text(report: BuildReport) -> str:
     """README.md of the built folder: sources, licence, how it was built, counts."""
+    from collections import Counter
+
     import music21
 
-    per = {s: sum(t.source == s for _, t in report.written) for s in SOURCES}
+    tunes = [t for _, t in report.written]
+    per = Counter(t.source for t in tunes)
     v = report.verification
-    share = v.notes_exact / max(1, v.notes)
+    unexpanded = sum(t.info.get("expand_failed", False) for t in tunes)
+    rounded = sum(t.info.get("off_grid", 0) for t in tunes)
+    meters = Counter(str(t.melody.time_signature) for t in tunes).most_common()
+    reasons = Counter(t.reason.split(" (")[0] for t in report.skipped).most_common()
     return f"""# midi_corpus
 
-{len(report.written)} monophonic melodies as MIDI files: {per['oneills1850']} Irish tunes from O'Neill's
-*Music of Ireland: 1850 Melodies* (1903; ABC transcriptions by Norbert Paap, Bob Safranek, Michael
-Hogan and others) and the soprano line of {per['bach']} J. S. Bach chorales, both from the corpus that
-ships inside music21 ({music21.__version__}). The music is in the public domain; the encodings are
-distributed with music21 as freely redistributable corpus files.
+{len(tunes)} monophonic melodies as MIDI files: {per['oneills1850']} Irish tunes from O'Neill's *Music of
+Ireland: 1850 Melodies* (1903; ABC transcriptions by Norbert Paap, Bob Safranek, Michael Hogan and
+others) and the soprano line of {per['bach']} J. S. Bach chorales, both from the corpus that ships inside
+music21 {music21.__version__}. The music is in the public domain; the encodings are distributed with
+music21 as freely redistributable corpus files. Nothing is downloaded.
 
-Built by `compose corpus build --force --jobs 2` (composer/corpus_build.py): repeats expanded (the
-tune as played), ties merged, chords reduced to their top note, grace notes dropped, rests kept as
-gaps; note times taken from music21's offsets on a 12-steps-per-quarter grid; a pickup sits at the
-end of bar 1 so bar lines fall where the score has them. Meter: the tune's; where it changes
-within a tune, the longest one-meter stretch is kept. Key: the score's key (dorian/phrygian
-count as minor, mixolydian/lydian as major; a bare key signature is its major or relative minor
-as music21's key analysis prefers). Tempo: the score's metronome mark, else 120 quarter notes
-per minute. Each file holds one melody track (flute for O'Neill, choir for Bach) with tempo,
-time-signature and key-signature events at tick 0. `manifest.csv` lists file, source, title,
-meter, key, notes and bars. An O'Neill number transcribed twice keeps its first readable
-transcription ({len(report.duplicates)} duplicates left out).
+Rebuild: `compose corpus build --force --jobs 2` (composer/corpus_build.py, composer/score_melody.py).
 
-Skipped: {len(report.skipped)} ({', '.join(sorted({t.reason for t in report.skipped})) or 'none'}).
-Read back with composer.midi_io: {v.files_exact}/{v.files} files identical, {share:.2%} of
-{v.notes} notes exact.
+- Repeats expanded (the tune as played); an end-repeat without a start-repeat goes back to the end
+  of the previous repeat, as players read it (music21 alone goes back to the beginning).
+  {unexpanded} tune(s) with malformed repeats are kept as written.
+- Ties merged, chords reduced to their top note, grace notes dropped, rests kept as gaps. Times
+  come from music21's exact offsets on a 12-steps-per-quarter grid (triplets exact); {rounded} notes
+  ({rounded / max(1, sum(len(t.melody) for t in tunes)):.1%}: 32nd notes, quintuplets) were rounded onto it.
+- A pickup sits at the end of bar 1, so bar lines fall where the score has them.
+- Meter: the score's; where it changes within a tune, the longest one-meter stretch is kept
+  ({sum(t.info.get("meter_changes", False) for t in tunes)} tunes). Meters: {", ".join(f"{m} {n}" for m, n in meters)}.
+- Key: the score's key (dorian/phrygian count as minor, mixolydian/lydian as major); a bare key
+  signature is its major or relative minor as music21's key analysis prefers.
+- Tempo: the score's metronome mark, else 120 quarter notes per minute.
+- One melody track per file (flute for O'Neill, choir for Bach) with tempo, time-signature and
+  key-signature events at tick 0. `manifest.csv`: file, source, title, meter, key, notes, bars.
+- A tune present twice (an O'Neill number in two transcriptions, a chorale in MusicXML and
+  Humdrum) keeps its first readable copy: {len(report.duplicates)} copies left out.
+
+Skipped: {len(report.skipped)} ({", ".join(f"{r}: {n}" for r, n in reasons) or "none"}).
+Read back with composer.midi_io: {v.files_exact}/{v.files} files identical, {v.notes_exact}/{v.notes}
+notes exact ({v.notes_exact / max(1, v.notes):.2%}).
 """
 
 

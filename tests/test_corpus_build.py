@@ -179,3 +179,8 @@ def test_repeats_are_read_as_players_read_them(body, played):
     part = music21.converter.parseData(f"X:1\nT:t\nM:2/4\nL:1/4\nK:C\n{body}\n", format="abc").parts[0]
     _close_repeats(part)
     assert " ".join(n.name for n in part.expandRepeats().flatten().notes) == played
+
+
+def test_a_chorale_in_two_formats_keeps_its_musicxml(tasks):
+    copies = sorted((t[1] for t in tasks if t[0] == "bach" and "/bwv277." in t[1][1]), key=lambda a: a[0])
+    assert [p.rsplit(".", 1)[1] for _, p in copies] == ["mxl", "krn"]  # select() keeps the first readable
