@@ -107,7 +107,7 @@ def _choose_track(path: Path, score):
     return max(candidates, key=score_of)
 
 
-def _meter_section(path: Path, score, on: np.ndarray) -> tuple[TimeSignature, int, int, int]:
+def _meter_section(path: Path, score, on: np.ndarray) -> tuple[TimeSignature, float, int, int]:
     """The single-meter stretch holding most of the melody's notes (ties: the longer one):
     (meter, origin tick of bar 1, first tick kept, end tick). A section shorter than one bar
     just before it (a pickup written as its own bar, e.g. 1/4 then 4/4) is kept as a pickup."""
