@@ -54,7 +54,10 @@ def setup(tmp_path, monkeypatch):
     extra = {"data": {"folder": str(data), "train_files": names[:6], "val_files": names[6:],
                       "meters": {"6/8": 8}, "keys": {"G": 8}}}
     ckpt = save_checkpoint(tmp_path / "model.pt", model, extra=extra)
-    return data, ckpt, model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: thread hand-offs would cost seconds on a busy machine
+    yield data, ckpt, model
+    torch.set_num_threads(threads)
 
 
 def run(*args):
