@@ -26,7 +26,6 @@ from composer.tokenizer import BAR, DUR, PITCH, POS, TIMESIG, VOCAB
 
 INDEX_VERSION = 1
 _CAP = 4095  # onset gaps and durations are clipped to 12 bits
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so it has an inverse mod 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
 
