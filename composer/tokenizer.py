@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from composer.errors import TokenizerError
-from composer.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature
+from composer.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, notes_from_arrays
 
 TOKENIZER_VERSION = 1
 MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar: 4/2, 8/4, 16/8
@@ -90,6 +90,15 @@ class Vocab:
             elif kind == "TimeSig":
                 vals[i] = TimeSignature.parse(v).bar_steps
         return vals
+
+    @cached_property
+    def kind_list(self) -> list[int]:
+        """``kinds`` as a Python list: per-token indexing of a list is several times faster."""
+        return self.kinds.tolist()
+
+    @cached_property
+    def value_list(self) -> list[int]:
+        return self.values.tolist()
 
     def id(self, token: str) -> int:
         try:
@@ -189,45 +198,49 @@ def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> 
 
     A missing EOS is accepted (a truncated sequence decodes to its complete bars)."""
     v = vocab
-    kinds, values = v.kinds, v.values
+    kinds, values = v.kind_list, v.value_list
     seq = _checked(ids, v)
     if len(seq) < 3 or seq[0] != v.bos or kinds[seq[1]] != TIMESIG or kinds[seq[2]] != KEY:
         raise TokenizerError("token sequence must start with BOS, a TimeSig and a Key token")
     ts = TimeSignature.parse(v.tokens[seq[1]].split("_", 1)[1])
-    key = Key.from_index(int(values[seq[2]]))
+    key = Key.from_index(values[seq[2]])
     bar_len = ts.bar_steps
-    notes: list[Note] = []
-    n_bars, i, end = 0, 3, 0
+    starts: list[int] = []
+    durs: list[int] = []
+    pitches: list[int] = []
+    n_bars, i, end, eos = 0, 3, 0, v.eos
     while i < len(seq):
         t = seq[i]
         kind = kinds[t]
-        if t == v.eos:
+        if t == eos:
             break
         if kind == BAR:
             n_bars += 1
             i += 1
         elif kind == POS and n_bars > 0:
-            pos = int(values[t])
+            pos = values[t]
             if pos >= bar_len or i + 2 >= len(seq) or kinds[seq[i + 1]] != PITCH or kinds[seq[i + 2]] != DUR:
                 raise TokenizerError(f"bad note at token {i}: expected Pos<{bar_len} Pitch Dur")
-            pitch = int(values[seq[i + 1]])
+            pitch = values[seq[i + 1]]
             i += 2
             dur = 0
             while i < len(seq) and kinds[seq[i]] == DUR:
-                dur += int(values[seq[i]])
-                last = int(values[seq[i]])
+                last = values[seq[i]]
+                dur += last
                 i += 1
                 if last != MAX_DUR:
                     break
             start = (n_bars - 1) * bar_len + pos
             if start < end:
                 raise TokenizerError(f"note at step {start} starts before the previous note ends ({end})")
-            notes.append(Note(start, dur, pitch))
+            starts.append(start)
+            durs.append(dur)
+            pitches.append(pitch)
             end = start + dur
         else:
             raise TokenizerError(f"unexpected token {v.tokens[t]} at position {i}")
     n_bars = max(n_bars, 1, -(-end // bar_len))
-    return Melody(tuple(notes), ts, key, n_bars, tempo=tempo, title=title)
+    return Melody(notes_from_arrays(starts, durs, pitches), ts, key, n_bars, tempo=tempo, title=title)
 
 
 def count_notes(ids, vocab: Vocab = VOCAB) -> int:

@@ -332,19 +332,18 @@ CORPUS = Path(__file__).resolve().parent.parent / "midi_corpus"
 
 def notes_preserved(path: Path, melody: Melody) -> tuple[int, int]:
     """(notes of the file found exactly in ``melody``, notes in the file): onset, length and pitch,
-    compared on the file's own tick grid after aligning the first notes."""
+    compared exactly (in units of 1/(12 * ticks per quarter) of a quarter) after aligning the first notes."""
     from collections import Counter
-    from fractions import Fraction
 
     from symusic import Score
 
     score = Score(str(path))
-    k = Fraction(12, score.ticks_per_quarter)
-    raw = sorted((int(n.time) * k, int(n.duration) * k, int(n.pitch)) for t in score.tracks for n in t.notes)
+    tpq = score.ticks_per_quarter
+    raw = sorted((int(n.time) * 12, int(n.duration) * 12, int(n.pitch)) for t in score.tracks for n in t.notes)
     if not raw or not melody.notes:
         return 0, len(raw)
-    offset = raw[0][0] - melody.notes[0].start
-    kept = Counter((n.start + offset, n.duration, n.pitch) for n in melody.notes)
+    offset = raw[0][0] - melody.notes[0].start * tpq
+    kept = Counter((n.start * tpq + offset, n.duration * tpq, n.pitch) for n in melody.notes)
     return sum((Counter(raw) & kept).values()), len(raw)
 
 
