@@ -251,6 +251,9 @@ def melody_to_bytes(melody: Melody, program: int = 0, track_name: str = "Melody"
     import mido
     import pretty_midi
 
+    # MIDI text events hold bytes that mido encodes as latin-1: other characters (a file name
+    # like 'ソナタ.mid' in the text) would crash the write; control characters are dropped.
+    track_name, text = _latin1(track_name), _latin1(text) if text else text
     tpq = 480
     spq = STEPS_PER_QUARTER
     sec_per_step = 60.0 / melody.tempo / spq
@@ -283,6 +286,11 @@ def melody_to_bytes(melody: Melody, program: int = 0, track_name: str = "Melody"
     out = io.BytesIO()
     mid.save(file=out)
     return out.getvalue()
+
+
+def _latin1(text: str) -> str:
+    """One printable line that a MIDI text event can hold: characters outside latin-1 become '?'."""
+    return _clean(text).encode("latin-1", "replace").decode("latin-1")
 
 
 def write_midi(melody: Melody, path: str | Path, program: int = 0, track_name: str = "Melody",
