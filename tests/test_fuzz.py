@@ -210,8 +210,8 @@ def absurd_files(folder: Path) -> dict[str, bytes]:
     """name -> bytes of files built to cost time or memory."""
     hdr = lambda n, tpq=480: b"MThd" + struct.pack(">IHHH", 6, 1, n, tpq)  # noqa: E731
     huge = [(0x0FFFFFFF, b"\x90\x40\x50"), (1, b"\x80\x40\x00")]
-    # ~4 million notes in 24 MB: note-on/off pairs under running status, one tick apart
-    dense = b"\x00\x90\x3c\x40" + b"\x01\x3c\x00\x00\x3c\x40" * 4_000_000 + b"\x01\x3c\x00"
+    # 2 million notes in 12 MB: note-on/off pairs under running status, one tick apart
+    dense = b"\x00\x90\x3c\x40" + b"\x01\x3c\x00\x00\x3c\x40" * 2_000_000 + b"\x01\x3c\x00"
     # 400,000 one-tick notes inside 100 bars: all allowed, read through the slow skyline path
     crowded = b"\x00\x90\x3c\x40" + b"".join(bytes([1, 0x3C + i % 24, 0, 0, 0x3C + (i + 1) % 24, 0x40]) for i in range(400_000))
     return {
@@ -219,7 +219,7 @@ def absurd_files(folder: Path) -> dict[str, bytes]:
         "absurd_last_tick.mid": hdr(1, 1) + raw_track(mc.notes() + huge * 7, None),  # 2**31 quarters at 1 tick per quarter
         "absurd_duration.mid": hdr(1) + raw_track([(0, b"\x90\x40\x50"), (0x0FFFFFFF, b"\x40\x00")] * 3, None),
         "million_tracks_claimed.mid": hdr(65535) + raw_track(mc.notes(), None) * 2000,
-        "four_million_notes.mid": hdr(1) + b"MTrk" + struct.pack(">I", len(dense) + 4) + dense + b"\x00\xff\x2f\x00",
+        "two_million_notes.mid": hdr(1) + b"MTrk" + struct.pack(">I", len(dense) + 4) + dense + b"\x00\xff\x2f\x00",
         "crowded.mid": hdr(1, 96 * 40) + b"MTrk" + struct.pack(">I", len(crowded) + 4) + crowded + b"\x00\xff\x2f\x00",
     }
 
@@ -258,5 +258,5 @@ def test_absurd_files_are_refused_quickly_in_bounded_memory(tmp_path: Path):
     assert out["maxrss_mb"] < 1024, out
     for name in ("tick_overflow.mid", "absurd_last_tick.mid", "absurd_duration.mid"):
         assert out[name][0].startswith("refused"), (name, out[name])
-    assert "too many notes" in out["four_million_notes.mid"][0]
+    assert "too many notes" in out["two_million_notes.mid"][0]
     assert all(out[n][0] in ("read",) or out[n][0].startswith("refused") for n in out if n.endswith(".mid"))
