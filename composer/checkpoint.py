@@ -51,6 +51,9 @@ def save_checkpoint(path: str | Path, model: MelodyLSTM, *, vocab: Vocab = VOCAB
     except OSError as e:
         raise ComposerError(f"cannot write checkpoint to {path.parent}: {e.strerror or e}") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             buf = io.BytesIO()
             torch.save(blob, buf)
