@@ -7,8 +7,6 @@ crafted file cannot run code.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from composer import __version__
 from composer.config import ModelConfig
 from composer.errors import CheckpointError, ComposerError
+from composer.files import atomic_write
 from composer.model import MelodyLSTM
 from composer.tokenizer import TOKENIZER_VERSION, VOCAB, Vocab
 
@@ -44,29 +43,12 @@ def save_checkpoint(path: str | Path, model: MelodyLSTM, *, vocab: Vocab = VOCAB
         "state_dict": state,
         "extra": extra or {},
     }
-    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(blob, buf)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise ComposerError(f"cannot write checkpoint to {path.parent}: {e.strerror or e}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            buf = io.BytesIO()
-            torch.save(blob, buf)
-            f.write(buf.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ComposerError(f"cannot write checkpoint {path}: {e.strerror or e}; the previous checkpoint is unchanged") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        return atomic_write(Path(path), buf.getvalue(), force=True)
+    except ComposerError as e:
+        raise ComposerError(f"{e}; the previous checkpoint is unchanged") from None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
