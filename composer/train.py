@@ -128,7 +128,10 @@ class _Trainer:
         self.device, self.progress, self.world, self.rank = device, progress, world, rank
         self.should_stop = should_stop or (lambda: False)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank and every run with this seed
-        self.model = MelodyLSTM(cfg.model_config(len(VOCAB))).to(device)
+        self.model = MelodyLSTM(cfg.model_config(len(VOCAB)))
+        if cfg.embed_init:
+            torch.nn.init.normal_(self.model.embed.weight, std=cfg.embed_init)
+        self.model.to(device)
         self.net = self.model
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -204,8 +207,10 @@ class _Trainer:
                 stopped = why
                 break
             self._end_epoch(plan.steps, complete=self.step >= plan.steps)
-            if why == "time":
-                stopped = why
+            left = self.budget - self.elapsed if self.budget is not None else math.inf
+            short, _ = self._agree(self.epoch < self.cfg.epochs and left < 1.5 * self.val_seconds, 0.0)
+            if why == "time" or short:  # too little time left for useful steps
+                stopped = "time"
             elif self.bad_epochs >= self.cfg.patience:
                 stopped = "early-stop"
         return TrainResult(self.run_folder.path, stopped, self.epoch, self.best, self.best_bpn, self.baseline,
