@@ -21,7 +21,9 @@ def _versions() -> str:
     out = [f"Python {platform.python_version()}"]
     for name in ("torch", "numpy", "symusic", "pretty_midi", "miditok"):
         try:
-            out.append(f"{name} {importlib.import_module(name).__version__}")
+            from importlib.metadata import version
+
+            out.append(f"{name} {version(name)}")
         except Exception:
             out.append(f"{name} (not installed)")
     return ", ".join(out)
