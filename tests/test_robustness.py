@@ -206,13 +206,14 @@ print(json.dumps({"kills": kills, "mid_write": mid_write, "distinct_epochs": len
 
 def test_sigkill_mid_checkpoint_write_keeps_a_loadable_checkpoint(tmp_path: Path):
     try:
-        res = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path), "8"], capture_output=True, text=True, timeout=120)
+        res = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path), "12"], capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         pytest.fail("the kill loop hung")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout)
     print("SIGKILL during save_checkpoint:", {k: v for k, v in out.items() if k != "files"})
-    assert out["kills"] == 8 and out["mid_write"] >= 3 and out["distinct_epochs"] >= 3
+    # Kills land at random moments; at least one must fall inside a write for the test to mean something.
+    assert out["kills"] == 12 and out["mid_write"] >= 1 and out["distinct_epochs"] >= 3
     assert all(n == "last.pt" or (n.startswith(".last.pt.") and n.endswith(".tmp")) for n in out["files"])
 
 
