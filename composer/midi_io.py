@@ -1,13 +1,12 @@
 """The one module that reads and writes MIDI files.
 
 Reading uses symusic (a C++ parser, several times faster than pretty_midi);
-writing uses pretty_midi, then fixes the end-of-track so the file ends exactly
-on the last bar line.
+writing builds the file's bytes directly (``composer.smf``), ending exactly on the
+last bar line; the tests read every written file back with pretty_midi.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from composer import smf
 from composer.errors import MidiError, TokenizerError
 from composer.files import atomic_write
 from composer.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, estimate_key,
@@ -246,46 +246,26 @@ def velocities(melody: Melody) -> list[int]:
 
 
 def melody_to_bytes(melody: Melody, program: int = 0, track_name: str = "Melody", text: str | None = None) -> bytes:
-    """A type-1 MIDI file of the melody: tempo, meter and key at tick 0, one named track,
-    ending exactly on the last bar line."""
-    import mido
-    import pretty_midi
-
-    # MIDI text events hold bytes that mido encodes as latin-1: other characters (a file name
-    # like 'ソナタ.mid' in the text) would crash the write; control characters are dropped.
-    track_name, text = _latin1(track_name), _latin1(text) if text else text
+    """A type-1 MIDI file of the melody: tempo, meter, key (and ``text``) at tick 0 on the
+    conductor track, one named track with ``program``, every track ending exactly on the
+    last bar line."""
+    if not 0 <= program <= 127:
+        raise ValueError(f"program {program} is outside 0-127")
+    # MIDI text events hold latin-1 bytes: other characters (a file name like 'ソナタ.mid' in
+    # the text) become '?'; control characters are dropped.
     tpq = 480
-    spq = STEPS_PER_QUARTER
-    sec_per_step = 60.0 / melody.tempo / spq
-    pm = pretty_midi.PrettyMIDI(resolution=tpq, initial_tempo=melody.tempo)
+    tick = tpq // STEPS_PER_QUARTER  # exact: 40 ticks per grid step
+    end = melody.total_steps * tick
     ts = melody.time_signature
-    pm.time_signature_changes.append(pretty_midi.TimeSignature(ts.numerator, ts.denominator, 0.0))
-    pm.key_signature_changes.append(pretty_midi.KeySignature(melody.key.index, 0.0))
-    inst = pretty_midi.Instrument(program=program, name=track_name)
-    for n, vel in zip(melody.notes, velocities(melody)):
-        inst.notes.append(pretty_midi.Note(vel, n.pitch, n.start * sec_per_step, n.end * sec_per_step))
-    pm.instruments.append(inst)
+    head = [smf.Event(0, smf.tempo_meta(melody.tempo)), smf.Event(0, smf.time_signature_meta(ts.numerator, ts.denominator)),
+            smf.Event(0, smf.key_signature_meta(melody.key.sharps, melody.key.minor))]
     if text:
-        pm.text_events.append(pretty_midi.Text(text, 0.0))
-    buf = io.BytesIO()
-    pm.write(buf)
-    mid = mido.MidiFile(file=io.BytesIO(buf.getvalue()))
-    end_tick = melody.total_steps * tpq // spq
-    for tr in mid.tracks:  # every track ends at the final bar line
-        abs_t, msgs = 0, []
-        for msg in tr:
-            abs_t += msg.time
-            if msg.type != "end_of_track":
-                msgs.append((abs_t, msg))
-        tr.clear()
-        prev = 0
-        for t, msg in msgs:
-            tr.append(msg.copy(time=t - prev))
-            prev = t
-        tr.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - prev)))
-    out = io.BytesIO()
-    mid.save(file=out)
-    return out.getvalue()
+        head.append(smf.Event(0, smf.text_meta(0x01, _latin1(text))))
+    body = [smf.Event(0, smf.text_meta(0x03, _latin1(track_name)), 0), smf.Event(0, bytes([smf.PROGRAM, program]), 0)]
+    for n, vel in zip(melody.notes, velocities(melody)):
+        body.append(smf.Event(n.start * tick, bytes([smf.NOTE_ON, n.pitch, vel]), 2))
+        body.append(smf.Event(n.end * tick, bytes([smf.NOTE_OFF, n.pitch, 0]), 1))
+    return smf.midi_file([smf.track(head, end), smf.track(body, end)], tpq)
 
 
 def _latin1(text: str) -> str:

@@ -3,8 +3,9 @@
 Knows nothing about files or the command line. ``forward`` runs whole sequences
 through the fused (cuDNN/oneDNN) kernel for training; ``step`` advances one token
 for sampling with the same weights, as one ``addmm`` per layer over the
-concatenated input and hidden weights, which is several times faster than
-calling ``nn.LSTM`` on a length-1 sequence on a CPU.
+concatenated input and hidden weights (layer 0 looks its input gates up in a
+per-token table), which is several times faster than calling ``nn.LSTM`` on a
+length-1 sequence on a CPU.
 """
 
 from __future__ import annotations
@@ -54,14 +55,19 @@ class MelodyLSTM(nn.Module):
         return z, z.clone()
 
     def fused_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer: W (E_in + H, 4H) = [W_ih; W_hh]^T and b = b_ih + b_hh, cached for eval."""
+        """Per layer, cached for eval: layer 0 as (T (V, 4H), W_hh^T (H, 4H)) where T holds each
+        token's input gates ``embed @ W_ih^T + b`` (a row lookup replaces a third of the layer's
+        multiply); every other layer as (W (H + H, 4H) = [W_ih; W_hh]^T, b = b_ih + b_hh)."""
         if self._fused is None or self.training:
             out = []
             for k in range(self.cfg.num_layers):
                 w_ih = getattr(self.lstm, f"weight_ih_l{k}")
                 w_hh = getattr(self.lstm, f"weight_hh_l{k}")
                 b = getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")
-                out.append((torch.cat([w_ih, w_hh], dim=1).t().contiguous(), b.contiguous()))
+                if k == 0:
+                    out.append((torch.addmm(b, self.embed.weight, w_ih.t()), w_hh.t().contiguous()))
+                else:
+                    out.append((torch.cat([w_ih, w_hh], dim=1).t().contiguous(), b.contiguous()))
             if self.training:
                 return out
             self._fused = out
@@ -79,10 +85,12 @@ class MelodyLSTM(nn.Module):
     def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One token per sequence: ids (B,) -> logits (B, V), new state. Eval mode only."""
         h, c = state
-        x = self.embed(ids)  # (B, E)
         hs, cs = [], []
         for k, (w, b) in enumerate(self.fused_weights()):
-            gates = torch.addmm(b, torch.cat([x, h[k]], dim=1), w)  # (B, 4H): i, f, g, o
+            if k == 0:  # w: gate table (V, 4H), b: W_hh^T
+                gates = torch.addmm(w.index_select(0, ids), h[0], b)  # (B, 4H): i, f, g, o
+            else:
+                gates = torch.addmm(b, torch.cat([x, h[k]], dim=1), w)
             i, f, g, o = gates.chunk(4, dim=1)
             ck = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
             x = torch.sigmoid(o) * torch.tanh(ck)

@@ -79,6 +79,44 @@ def test_written_file_ends_on_the_last_bar_line(tmp_path: Path):
     assert names == ["Melody"]
 
 
+def test_written_file_as_pretty_midi_and_mido_see_it(tmp_path: Path):
+    """The hand-built bytes: every meta event a DAW reads, and legato repeats of one pitch
+    (the note-off sorts before the note-on at the same tick)."""
+    import pretty_midi
+
+    notes = (Note(0, 12, 62), Note(12, 12, 62), Note(24, 6, 66), Note(30, 6, 69), Note(36, 36, 62))
+    m = Melody(notes, TimeSignature(6, 8), Key(2, minor=True), 2, tempo=97.0)
+    path = write_midi(m, tmp_path / "m.mid", program=73, text="composer | seed 1 | ソナタ")
+    pm = pretty_midi.PrettyMIDI(str(path))
+    assert [(t.numerator, t.denominator, t.time) for t in pm.time_signature_changes] == [(6, 8, 0.0)]
+    assert [(k.key_number, k.time) for k in pm.key_signature_changes] == [(12 + 2, 0.0)]  # D minor
+    assert pm.get_tempo_changes()[1].tolist() == [pytest.approx(97.0, abs=1e-3)]
+    assert [t.text for t in pm.text_events] == ["composer | seed 1 | ???"]
+    (inst,) = pm.instruments
+    assert (inst.name, inst.program, inst.is_drum) == ("Melody", 73, False)
+    spb = 60 / 97.0 / 12  # seconds per grid step
+    got = [(round(n.start / spb), round(n.end / spb), n.pitch) for n in inst.notes]
+    assert got == [(n.start, n.end, n.pitch) for n in notes]
+    assert all(0 < n.velocity <= 127 for n in inst.notes)
+    mid = mido.MidiFile(str(path))  # mido validates every message and chunk length
+    assert (mid.type, mid.ticks_per_beat, len(mid.tracks)) == (1, 480, 2)
+    (ts,) = [msg for msg in mid.tracks[0] if msg.type == "time_signature"]
+    assert ts.clocks_per_click == 36  # one click per dotted quarter in 6/8
+    assert mid.length == pytest.approx(2 * 36 * spb)
+
+
+@given(st.integers(0, 0x0FFFFFFF))
+def test_varlen_round_trip(n: int):
+    from composer.smf import varlen
+
+    b = varlen(n)
+    value = 0
+    for i, byte in enumerate(b):
+        assert (byte >= 0x80) == (i < len(b) - 1)
+        value = value << 7 | byte & 0x7F
+    assert value == n and len(b) <= 4
+
+
 def test_write_never_overwrites_without_force(tmp_path: Path):
     m = Melody((Note(0, 6, 60),), TimeSignature(4, 4), Key(0), 1)
     p = write_midi(m, tmp_path / "a.mid")
