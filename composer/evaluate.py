@@ -4,7 +4,7 @@ melodies against real ones (statistics, originality, bar repetition)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -169,26 +169,29 @@ class SampleReport:
 
 
 def compare_samples(generated: Sequence[Melody], reference: Sequence[Melody], bars: int, index=None,
-                    with_form: Sequence[Melody] | None = None, form: str | None = None,
+                    variants: Sequence[tuple[str, Sequence[Melody]]] = (),
                     max_copy: int = DEFAULT_MAX_COPY) -> SampleReport:
     """Statistics of ``generated`` against the first ``bars`` bars of each long-enough reference
-    melody, with originality and bar repetition (also for melodies generated with a form)."""
+    melody, with originality and bar repetition; each of ``variants`` (label, melodies), e.g.
+    sampled without planned repeats or with a form, is compared the same way."""
     real = openings(reference, bars)
     if not real:
         raise ComposerError(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
-    gen = [m.bars(0, bars) if m.n_bars > bars else m for m in generated]
+    cut = lambda ms: [m.bars(0, bars) if m.n_bars > bars else m for m in ms]  # noqa: E731
+    gen = cut(generated)
     comp = compare(real, gen, names=("real", "generated"))
     data = {"bars": bars, "reference_melodies": len(reference), "reference_openings": len(real),
             "generated": len(gen), "statistics": comp.to_dict(),
             "originality": originality(index, gen, max_copy),
-            "bar_repetition": {"real": repetition_summary(real), "generated": repetition_summary(gen)}}
-    if with_form:
-        formed = list(with_form)
-        fcomp = compare(real, formed, names=("real", "generated"))
-        data["with_form"] = {"form": form, "mean_overlap": round(fcomp.mean_overlap, 4),
-                             "overlaps": {k: round(f.overlap, 4) for k, f in fcomp.features.items()},
-                             "originality": originality(index, formed, max_copy)}
-        data["bar_repetition"]["generated_with_form"] = repetition_summary(formed)
+            "bar_repetition": {"real": repetition_summary(real), "generated": repetition_summary(gen)},
+            "variants": {}}
+    for label, mels in variants:
+        mels = cut(mels)
+        vcomp = compare(real, mels, names=("real", label))
+        data["variants"][label] = {"mean_overlap": round(vcomp.mean_overlap, 4),
+                                   "overlaps": {k: round(f.overlap, 4) for k, f in vcomp.features.items()},
+                                   "originality": originality(index, mels, max_copy),
+                                   "bar_repetition": repetition_summary(mels)}
     rvr = real_vs_real(real, len(gen))
     if rvr is not None:
         data["real_vs_real"] = {"held_out": rvr.sizes[1], "mean_overlap": round(rvr.mean_overlap, 4),
@@ -223,29 +226,29 @@ def _meters(blob: dict):
     return tuple(meters) or tuple(supported_meters())
 
 
-def supports_form() -> bool:
-    """Whether the sampler can follow a form such as AABB."""
-    from composer.sample import Plan
-
-    return "form" in getattr(Plan, "__dataclass_fields__", {})
-
-
 def generate_melodies(model, blob: dict, n: int, bars: int, seed: int = 0, form: str | None = None,
                       batch: int = 256) -> list[Melody]:
-    """``n`` melodies of ``bars`` bars sampled at temperature 1, the model choosing meter and key
-    among those it was trained on (so the set reflects the model's own distribution)."""
+    """``n`` melodies of ``bars`` bars sampled at temperature 1 as ``compose generate`` samples
+    them: the model choosing meter and key among those it was trained on (so the set reflects
+    the model's own distribution), each melody repeating bars like a random training tune
+    (``form=None``, when the checkpoint holds bar plans), with no planned repeats
+    (``form='free'``) or following a form such as 'AABB'."""
     import copy
 
     import torch
 
     from composer.sample import Plan, generate
+    from composer.structure import draw_plans
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()  # the sampler steps on CPU tensors
-    plan = Plan(bars=bars, meters=_meters(blob), form=form or "")
+    table = (blob.get("extra") or {}).get("structure") if form is None else None
+    plan = Plan(bars=bars, meters=_meters(blob), form="" if form in (None, "free") else form)
     gen = torch.Generator().manual_seed(seed)
     out: list[Melody] = []
     for start in range(0, n, batch):
-        for i, g in enumerate(generate(model, plan, min(batch, n - start), gen)):
+        rows = min(batch, n - start)
+        plans = draw_plans(table if isinstance(table, torch.Tensor) else None, rows, bars, gen)
+        for i, g in enumerate(generate(model, replace(plan, structure=plans), rows, gen)):
             out.append(g.melody(title=f"sample {start + i + 1}"))
     return out

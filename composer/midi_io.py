@@ -229,8 +229,12 @@ def read_report(path: str | Path) -> ReadReport:
     )
 
 
+_PHRASE_SWELL = (0, 3, 5, 1)  # velocity added in bars 1-4 of each phrase
+
+
 def velocities(melody: Melody) -> list[int]:
-    """Musical velocities: accents on the downbeat and main beats, a lift towards phrase peaks."""
+    """Musical velocities: accents on the downbeat and main beats, a lift towards high notes,
+    and a swell over each 4-bar phrase (so even a repeated one-note bar breathes)."""
     bar = melody.bar_steps
     ts = melody.time_signature
     compound = ts.denominator == 8 and ts.numerator % 3 == 0 and ts.numerator > 3
@@ -241,6 +245,7 @@ def velocities(melody: Melody) -> list[int]:
         pos = n.start % bar
         v = 96 if pos == 0 else 84 if pos % beat == 0 else 72
         v += int(round(8 * (n.pitch - lo) / max(1, hi - lo))) - 4
+        v += _PHRASE_SWELL[n.start // bar % 4]
         out.append(max(1, min(127, v)))
     return out
 

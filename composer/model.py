@@ -85,7 +85,7 @@ class MelodyLSTM(nn.Module):
     def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One token per sequence: ids (B,) -> logits (B, V), new state. Eval mode only."""
         h, c = state
-        hs, cs = [], []
+        hs, cs, x = [], [], h[0]  # (x: the layer below's output; layer 0 looks its input up)
         for k, (w, b) in enumerate(self.fused_weights()):
             if k == 0:  # w: gate table (V, 4H), b: W_hh^T
                 gates = torch.addmm(w.index_select(0, ids), h[0], b)  # (B, 4H): i, f, g, o

@@ -103,8 +103,8 @@ def set_rng_state(state: dict) -> None:
 
 
 def export_model(checkpoint: str | Path, out: str | Path, force: bool = False) -> Path:
-    """A shipping copy of a checkpoint: fp16 weights, configs, metrics and the data record;
-    no optimizer or resume state. ``load_model`` casts the weights back to float32."""
+    """A shipping copy of a checkpoint: fp16 weights, configs, metrics, the data record and
+    the bar plans; no optimizer or resume state. ``load_model`` casts the weights back to float32."""
     from composer.checkpoint import load_model, save_checkpoint
 
     out = Path(out)
@@ -112,6 +112,6 @@ def export_model(checkpoint: str | Path, out: str | Path, force: bool = False) -
         raise ComposerError(f"{out} already exists: use --force to overwrite it")
     model, blob = load_model(checkpoint)
     extra = blob.get("extra") or {}
-    keep = {k: extra[k] for k in ("data", "baseline", "history") if k in extra}
+    keep = {k: extra[k] for k in ("data", "baseline", "history", "structure") if k in extra}
     return save_checkpoint(out, model, train_config=blob.get("train_config"), epoch=blob.get("epoch", 0),
                            metrics=blob.get("metrics"), extra=keep, half=True)

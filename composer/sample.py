@@ -19,6 +19,7 @@ import torch
 
 from composer.errors import ComposerError, TokenizerError
 from composer.grammar import TABLES, Grammar, Grammar1, make_grammar
+from composer.structure import Follower
 from composer.melody import PITCH_MAX, PITCH_MIN, Key, Melody, TimeSignature
 from composer.model import MelodyLSTM
 from composer.tokenizer import MAX_BAR_STEPS, PITCH, VOCAB, decode, encode
@@ -84,6 +85,7 @@ class Sampler:
         self._hist_from = 0
         self._nll = torch.zeros(batch, dtype=torch.float64)
         self._blocked_t: torch.Tensor | None = None
+        self.followed = 0  # bars of the last span that followed their plan to the end
 
     # --- one step -------------------------------------------------------------------------
     def _next_noise(self) -> int:
@@ -212,10 +214,11 @@ class Sampler:
             g.advance(tok_np, act_or_none)
             self._take(torch.from_numpy(tok_np), tok_np, act_or_none, act_or_none)
 
-    def sample_bars(self, n: int, final: bool = True) -> list[list[int]]:
+    def sample_bars(self, n: int, final: bool = True, plans: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
         """Sample ``n`` new bars for every sequence (each starts with a forced ``Bar``); with
-        ``final`` the sequences end with EOS, else the next span may follow. Returns each
-        sequence's new tokens, EOS excluded."""
+        ``final`` the sequences end with EOS, else the next span may follow. ``plans`` (one
+        per sequence, see ``composer.structure``) make bars copy or echo earlier bars of the
+        span. Returns each sequence's new tokens, EOS excluded."""
         g = self._grammar()
         if n < 1:
             raise ComposerError(f"bars must be positive, got {n}")
@@ -223,7 +226,11 @@ class Sampler:
         self.feed([[TABLES.bar]] * self.batch)
         g.set_span(target, final)
         limit = n * (3 * MAX_BAR_STEPS + 2)  # more tokens than any n bars can hold
-        (self._sample_one if isinstance(g, Grammar1) else self._sample_batch)(g, final, limit)
+        if plans is not None and len(plans) != self.batch:
+            raise ComposerError(f"{len(plans)} bar plans for {self.batch} sequences")
+        follow = Follower(plans, TABLES) if plans is not None else None
+        (self._sample_one if isinstance(g, Grammar1) else self._sample_batch)(g, final, limit, follow)
+        self.followed = follow.followed if follow is not None else 0
         return [s[: len(s) - (s[-1] == TABLES.eos)] if s else s for s in self._rows(first)]
 
     def _draw1(self, blocked: np.ndarray, z: np.ndarray) -> int:
@@ -239,7 +246,7 @@ class Sampler:
         np.copyto(z, -np.inf, where=blocked)
         return int(z.argmax())
 
-    def _sample_one(self, g: Grammar1, final: bool, limit: int) -> None:
+    def _sample_one(self, g: Grammar1, final: bool, limit: int, follow: Follower | None) -> None:
         """The batch-1 loop: grammar on Python ints, mask filled in place, the token written
         into one reused input tensor (the model reads it at once)."""
         blocked, blocked_np = self._blocked_t, g.blocked[0]
@@ -248,9 +255,15 @@ class Sampler:
         tok = torch.zeros(1, dtype=torch.long)
         tok_np = tok.numpy()
         step, hist, toks = self.model.step, self._hist, self._toks
+        one = np.zeros(1, dtype=np.int64)
         for _ in range(limit):
             g.mask()
+            if follow is not None:
+                follow.constrain(g.blocked, g.close)
             t = self._draw1(blocked_np, z) if fast else int(self._draw(blocked)[0])
+            if follow is not None:
+                one[0] = t
+                follow.advance(one)
             if g.closes(t):
                 if final:
                     g.step(t)
@@ -265,15 +278,19 @@ class Sampler:
             self.logits, self.state = step(tok, self.state)
         raise ComposerError("sampling did not close its bars (grammar bug)")
 
-    def _sample_batch(self, g: Grammar, final: bool, limit: int) -> None:
+    def _sample_batch(self, g: Grammar, final: bool, limit: int, follow: Follower | None) -> None:
         """The batch loop; rows that closed their span stop taking tokens (state frozen)."""
         active = np.ones(self.batch, dtype=bool)
         keep: np.ndarray | None = None
         blocked = self._blocked_t
         for _ in range(limit):
             g.mask()
+            if follow is not None:
+                follow.constrain(g.blocked, g.close)
             tok = self._draw(blocked)
             tok_np = tok.numpy()
+            if follow is not None:
+                follow.advance(tok_np, active)
             closing = g.closing(tok_np)
             if not closing.any():
                 g.advance(tok_np, keep)
@@ -325,6 +342,7 @@ class Plan:
     key: Key | None = None  # forces the key (else the prime's key, else a choice from ``keys``)
     form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span
     vary: bool = False  # a repeated section gets a fresh last bar
+    structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan (composer.structure); no form or prime
     sampling: SamplingConfig = SamplingConfig()
 
     def __post_init__(self) -> None:
@@ -344,8 +362,12 @@ def generate(model: MelodyLSTM, plan: Plan, num: int = 1, generator: torch.Gener
         s.feed([body] * num)
     else:
         s.start(plan.meters, [plan.key] if plan.key else plan.keys)
+    if plan.structure is not None and (plan.form or plan.prime is not None):
+        raise ComposerError("a bar structure cannot be combined with a form or a prime")
+    if plan.structure is not None and len(plan.structure) != num:
+        raise ComposerError(f"{len(plan.structure)} bar plans for {num} melodies")
     if not plan.form:
-        s.sample_bars(plan.bars, final=True)
+        s.sample_bars(plan.bars, final=True, plans=plan.structure)
         return s.results()
     size = plan.bars // len(plan.form)
     sections: dict[str, list[list[int]]] = {}

@@ -38,8 +38,8 @@ TITLES = {
 _MIN_BANDWIDTH = {"pitch_range": 1.0, "in_key_ratio": 0.02, "notes_per_bar": 0.25, "bar_repetition": 0.03}
 
 
-def bar_repetition(melody: Melody) -> float:
-    """Share of non-empty bars whose rhythm and contour repeat an earlier bar's."""
+def repeated_bars(melody: Melody) -> tuple[int, int]:
+    """(bars whose rhythm and contour repeat an earlier bar's, bars holding an onset)."""
     bar = melody.bar_steps
     per_bar: dict[int, list] = {}
     for n in melody.notes:
@@ -52,7 +52,13 @@ def bar_repetition(melody: Melody) -> float:
         sig = (rhythm, contour)
         repeats += sig in seen
         seen.add(sig)
-    return repeats / len(per_bar) if per_bar else 0.0
+    return repeats, len(per_bar)
+
+
+def bar_repetition(melody: Melody) -> float:
+    """Share of non-empty bars whose rhythm and contour repeat an earlier bar's."""
+    repeats, filled = repeated_bars(melody)
+    return repeats / filled if filled else 0.0
 
 
 def melody_scalars(melody: Melody) -> dict[str, float]:

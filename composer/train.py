@@ -24,6 +24,7 @@ from composer.errors import ComposerError
 from composer.model import MelodyLSTM
 from composer.runs import RunFolder, rng_state, set_rng_state
 from composer.scoring import SequenceScore, make_score, sequence_nlls
+from composer.structure import table_from_ids
 from composer.tokenizer import VOCAB
 from composer.train_config import TrainConfig
 from composer.train_setup import DataSplit, load_data, ngram_baseline, resolve_device  # noqa: F401 (re-exported)
@@ -106,6 +107,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, force:
             run.create(force)
     try:
         trainer = _Trainer(cfg, run, split, record, baseline, device, progress, should_stop, world, rank)
+        if rank == 0:  # which bars repeat in each training tune, for `compose generate`
+            trainer.structure = table_from_ids([f.ids for f in split.train])
         if blob is not None:
             trainer.restore(blob)
         elif rank == 0:
@@ -153,6 +156,7 @@ class _Trainer:
         self.best, self.best_bpn, self.elapsed, self.val_seconds = math.inf, math.inf, 0.0, 0.0
         self.part = {"loss_sum": 0.0, "n": 0, "seconds": 0.0}  # the current epoch so far
         self.history: list[dict] = []
+        self.structure: torch.Tensor | None = None  # bar plans of the training tunes (composer.structure)
         torch.manual_seed(cfg.seed * 7919 + rank + 1)  # dropout masks: reproducible, different per rank
 
     # -- state ---------------------------------------------------------------------------------
@@ -173,6 +177,8 @@ class _Trainer:
               "step": self.step, "schedule": {"global_step": self.global_step, "total_steps": self.total_steps},
               "best_val_loss": self.best, "best_bits_per_note": self.best_bpn, "bad_epochs": self.bad_epochs,
               "elapsed_s": self.elapsed, "val_seconds": self.val_seconds, "partial": dict(self.part)}
+        if self.structure is not None:
+            ex["structure"] = self.structure
         if full:
             ex["optimizer"], ex["rng"] = self.opt.state_dict(), rng_state()
         return ex

@@ -52,7 +52,8 @@ def setup(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=16, hidden_size=24, num_layers=2, dropout=0.0))
     extra = {"data": {"folder": str(data), "train_files": names[:6], "val_files": names[6:],
-                      "meters": {"6/8": 8}, "keys": {"G": 8}}}
+                      "meters": {"6/8": 8}, "keys": {"G": 8}},
+             "structure": torch.tensor([[-1, 0, -1, 2 * 2 + 1] + [-2] * 60], dtype=torch.int16)}  # bar 1 = bar 0, bar 3 echoes 2
     ckpt = save_checkpoint(tmp_path / "model.pt", model, extra=extra)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: thread hand-offs would cost seconds on a busy machine
@@ -113,7 +114,8 @@ def test_samples_against_validation_files(setup, tmp_path):
     assert s["generated"] == 4 and s["reference_openings"] == 2  # the two validation tunes
     assert 0 <= s["statistics"]["mean_overlap"] <= 1
     assert s["originality"]["available"] and len(s["originality"]["longest"]) == 4
-    assert "generated_with_form" in s["bar_repetition"] and s["with_form"]["form"] == "AABB"
+    assert set(s["variants"]) == {"free", "with AABB"}
+    assert all(0 <= v["mean_overlap"] <= 1 and "mean" in v["bar_repetition"] for v in s["variants"].values())
     saved = json.loads((tmp_path / "ev" / s["json"].split("/")[-1]).read_text())
     assert saved["statistics"] == s["statistics"]
     assert (tmp_path / "ev" / s["png"].split("/")[-1]).read_bytes()[:4] == b"\x89PNG"
@@ -133,6 +135,9 @@ def test_generation_is_seeded(setup):
     assert {str(m.time_signature) for m in a} == {"6/8"}  # the meters the checkpoint was trained on
     formed = generate_melodies(model, blob, 3, 4, seed=5, form="AABB")
     assert all(m.bars(0, 1).notes == m.bars(1, 1).notes for m in formed)
+    assert isinstance(blob["extra"]["structure"], torch.Tensor)  # bar plans of the training tunes
+    free = generate_melodies(model, blob, 3, 4, seed=5, form="free")
+    assert [m.notes for m in free] != [m.notes for m in a]
 
 
 def test_originality_summary_flags_copies():

@@ -151,6 +151,32 @@ def test_form_repeats_sections(tiny, tmp_path):
     assert section(0) == section(1) and section(2) == section(3) and section(0) != section(2)
 
 
+def test_default_structure_comes_from_the_checkpoints_tunes(tmp_path):
+    """Without --form each melody follows a training tune's bar plan (here: every bar copies
+    bar 0, when the grammar lets it); --form free samples without one."""
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2))
+    plans = torch.full((3, 64), -2, dtype=torch.int16)
+    plans[:, :8] = torch.tensor([-1] + [0] * 7, dtype=torch.int16)
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", model, extra={"data": DATA, "structure": plans})
+    args = ["--bars", "8", "--time-signature", "4/4", "--num", "4", "--seed", "7", "--max-copy", "0"]
+    res = gen((ckpt, model), tmp_path, *args)
+    assert res.exit_code == 0, res.output
+    free = gen((ckpt, model), tmp_path, *args, "--form", "free", out="free")
+    assert free.exit_code == 0, free.output
+
+    def repeats(folder):
+        out = []
+        for p in files(folder):
+            pm = assert_daw_clean(p, 8, "4/4")
+            out.append(int(pm.text_events[0].text.count("form from a training tune")))
+        return out
+
+    assert repeats(tmp_path / "out") == [1] * 4 and repeats(tmp_path / "free") == [0] * 4
+    count = lambda text: sum(int(line.split(" repeated bars")[0].rsplit(" ", 1)[-1]) for line in text.splitlines() if "repeated bars" in line)  # noqa: E731
+    assert count(res.output) > count(free.output) + 4
+
+
 def test_extra_renderings_and_missing_fluidsynth(tiny, tmp_path):
     res = CliRunner().invoke(main, ["generate", "-c", str(tiny[0]), "--outdir", str(tmp_path / "x"), "--bars", "4",
                                     "--key", "Bb", "--musicxml", "--png", "--wav", "--seed", "2"], env={"PATH": str(tmp_path)})

@@ -139,7 +139,9 @@ def test_run_folder_and_checkpoint_contents(corpus, tmp_path) -> None:
     blob = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     data = blob["extra"]["data"]
     assert len(data["train_files"]) + len(data["val_files"]) == 14 and sum(data["meters"].values()) == len(data["train_files"])
-    assert set(blob["extra"]) >= {"optimizer", "rng", "step", "best_val_loss", "elapsed_s", "schedule"}
+    assert set(blob["extra"]) >= {"optimizer", "rng", "step", "best_val_loss", "elapsed_s", "schedule", "structure"}
+    plans = blob["extra"]["structure"]  # one bar plan per training tune, for `compose generate`
+    assert plans.dtype == torch.int16 and plans.shape == (len(data["train_files"]), 64) and (plans[:, 0] == -1).all()
     assert blob["metrics"]["ngram_bits_per_note"] > 0 and np.isfinite(blob["metrics"]["val_bits_per_note"])
     model, best = load_model(tmp_path / "run" / "best.pt")
     assert best["metrics"]["val_loss"] == pytest.approx(res.best_val_loss)
@@ -194,6 +196,7 @@ def test_export_is_small_fp16_and_loads_as_float32(corpus, tmp_path) -> None:
     blob = torch.load(out, weights_only=True)
     assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
     assert "optimizer" not in blob["extra"] and blob["extra"]["data"]["train_files"]
+    assert blob["extra"]["structure"].dtype == torch.int16  # the bar plans ship with the model
     model, _ = load_model(out)
     assert next(model.parameters()).dtype == torch.float32
     with pytest.raises(ComposerError, match="already exists"):

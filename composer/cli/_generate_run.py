@@ -52,6 +52,8 @@ def _load(checkpoint: Path | None):
 def _guard_copies(model, plan, results, index, max_copy: int, gen, skip_bars: int):
     """Resample (new batches for just the offenders, up to a few rounds) any melody that copies
     more than ``max_copy`` notes of a training tune; returns (results, copies, resampled)."""
+    from dataclasses import replace
+
     from composer.sample import generate
 
     def copies(rs):
@@ -63,7 +65,8 @@ def _guard_copies(model, plan, results, index, max_copy: int, gen, skip_bars: in
         bad = [i for i, c in enumerate(cps) if c > max_copy]
         if not bad:
             break
-        fresh = generate(model, plan, len(bad), gen)
+        redo = replace(plan, structure=tuple(plan.structure[i] for i in bad)) if plan.structure else plan
+        fresh = generate(model, redo, len(bad), gen)
         for i, r, c in zip(bad, fresh, copies(fresh)):
             resampled.add(i)
             if c < cps[i]:
@@ -81,6 +84,8 @@ def run(o: dict) -> None:
     if not 1 <= num <= MAX_NUM:
         raise ComposerError(f"--num must be between 1 and {MAX_NUM}, got {num}")
     form = (o["form"] or "").strip()
+    free = form.lower() == "free"  # no planned repeats: the model alone decides
+    form = "" if free else form
     bars, section = _sizes(o["bars"], form, o["section_bars"], o["vary"])
     if o["tempo"] is not None and not 20 <= o["tempo"] <= 400:
         raise ComposerError(f"--tempo must be between 20 and 400 beats per minute, got {o['tempo']:g}")
@@ -127,9 +132,16 @@ def run(o: dict) -> None:
         click.echo(f"note: the model saw few melodies in {meter}; expect less idiomatic results", err=True)
     meters = (meter,) if meter else tuple(known_meters) or tuple(TimeSignature.parse(m) for m in COMMON_METERS)
     keys = {"*": tuple(well_known(data.get("keys"), Key.parse))}
-    plan = Plan(bars=bars, meters=meters, keys=keys, prime=prime, key=key, form=form, vary=o["vary"], sampling=sampling)
     seed = o["seed"] if o["seed"] is not None else int.from_bytes(os.urandom(4), "little") % 1_000_000
     gen = torch.Generator().manual_seed(seed)
+    structure = None
+    if not (form or free or prime is not None):
+        from composer.structure import draw_plans
+
+        table = (blob.get("extra") or {}).get("structure")
+        structure = draw_plans(table if isinstance(table, torch.Tensor) else None, num, bars, gen)
+    plan = Plan(bars=bars, meters=meters, keys=keys, prime=prime, key=key, form=form, vary=o["vary"],
+                sampling=sampling, structure=structure)
     results = generate(model, plan, num, gen)
 
     copies, resampled, index = [None] * num, 0, None
@@ -154,7 +166,8 @@ def run(o: dict) -> None:
     def tempo_for(m) -> float:
         return o["tempo"] or (prime.tempo if prime else typical_tempo(m.time_signature, data))
 
-    _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_for, wav_note)
+    form_note = o["form"].strip() if o["form"] and not free else "from a training tune" if structure else "free"
+    _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_for, wav_note, form_note)
     if wav_note:
         click.echo(f"note: no WAV written: {wav_note}", err=True)
     if o["seed"] is None:
@@ -171,11 +184,12 @@ def _default() -> Path:
     return DEFAULT_MODEL
 
 
-def _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_for, wav_note) -> None:
+def _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_for, wav_note, form_note) -> None:
     """Write each ranked melody (MIDI, then the extras), printing its path and bits per note."""
     from composer.files import safe_name
     from composer.midi_io import write_midi
     from composer import render
+    from composer.stats import repeated_bars
 
     prime, num, written = o["prime"], len(order), []
     model_name = Path(o["checkpoint"]).name if o["checkpoint"] else "default"
@@ -186,7 +200,7 @@ def _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_
             meter, key = str(mel.time_signature), mel.key.name
             text = (f"composer {__version__} | model {model_name} | seed {seed} | temperature {o['temperature']:g} | "
                     f"top-k {o['top_k']} | top-p {o['top_p']:g} | key {key} | meter {meter} | bars {mel.n_bars} | "
-                    f"form {o['form'] or '-'}{' (varied)' if o['vary'] else ''} | rank {rank} of {num}"
+                    f"form {form_note}{' (varied)' if o['vary'] else ''} | rank {rank} of {num}"
                     + (f" | prime {prime.name}" if prime else ""))
 
             def write_mid(path, force, mel=mel, text=text):
@@ -207,9 +221,10 @@ def _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_
             if o["png"]:
                 written.append(render.write_piano_roll(mel, mid.with_suffix(".png"), force=o["force"]))
             cp = f", longest copy {copies[i]} notes" if copies[i] is not None else ""
+            rep = repeated_bars(mel)[0]
             extra = "".join(f" +{s[1:]}" for s in suffixes[1:])
             click.echo(f"{mid}{extra}  {r.bits_per_note:.2f} bits/note  ({key} {meter}, {mel.n_bars} bars, "
-                       f"{len(mel.notes)} notes{cp})")
+                       f"{len(mel.notes)} notes, {rep} repeated bars{cp})")
     except ComposerError as e:
         if written:
             raise ComposerError(f"{e} (already written: {', '.join(str(p) for p in written)})") from None

@@ -46,12 +46,11 @@ def _samples_table(d: dict) -> None:
     from composer.stats import TITLES
 
     st = d["statistics"]
-    form, rvr = d.get("with_form"), d.get("real_vs_real")
+    variants, rvr = d.get("variants") or {}, d.get("real_vs_real")
     click.echo(f"{d['generated']} generated melodies vs {d['reference_openings']} real {d['bars']}-bar openings"
                f" (of {d['reference_melodies']} reference melodies); overlap of distributions, 1 = identical")
     cols = [("generated", {k: f["overlap"] for k, f in st["features"].items()}, st["mean_overlap"])]
-    if form:
-        cols.append((f"with {form['form']}", form["overlaps"], form["mean_overlap"]))
+    cols += [(label, v["overlaps"], v["mean_overlap"]) for label, v in variants.items()]
     if rvr:
         cols.append(("real vs real*", rvr["overlaps"], rvr["mean_overlap"]))
     click.echo(f"  {'feature':<30}" + "".join(f"{c[0]:>15}" for c in cols))
@@ -62,8 +61,7 @@ def _samples_table(d: dict) -> None:
         click.echo(f"  * for scale: {rvr['held_out']} real openings against the other real ones")
     br = d["bar_repetition"]
     line = f"bar repetition (mean share of bars): real {br['real']['mean']:.3f}, generated {br['generated']['mean']:.3f}"
-    if "generated_with_form" in br:
-        line += f", generated with {form['form']} {br['generated_with_form']['mean']:.3f}"
+    line += "".join(f", {label} {v['bar_repetition']['mean']:.3f}" for label, v in variants.items())
     click.echo(line)
     o = d["originality"]
     if o.get("available"):
@@ -91,7 +89,7 @@ def _free_stem(folder: Path, stem: str) -> str:
 @click.option("--reference", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Real melodies for --samples [default: the checkpoint's validation files].")
 @click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True, help="Bars per generated melody.")
-@click.option("--form", default="AABB", show_default=True, help="Also generate with this form to compare bar repetition ('' to skip).")
+@click.option("--form", default="AABB", show_default=True, help="Also generate with this form (and with no planned repeats) to compare bar repetition ('' to skip both).")
 @click.option("--max-copy", type=click.IntRange(1), default=12, show_default=True, help="Runs longer than this count as copies.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/evaluate"),
@@ -137,10 +135,10 @@ def command(folder, checkpoint, validation, baseline, samples, reference, bars, 
         if not any(m.n_bars >= bars for m in ref):
             fail(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
         gen = ev.generate_melodies(model, blob, samples, bars, seed)
-        formed = ev.generate_melodies(model, blob, samples, bars, seed, form=form) \
-            if form and ev.supports_form() else None
+        variants = [("free" if f == "free" else f"with {f}", ev.generate_melodies(model, blob, samples, bars, seed, form=f))
+                    for f in dict.fromkeys(["free", form]) if form]
         index = load_index(ckpt, blob, _progress("indexing training tunes", as_json))
-        rep = ev.compare_samples(gen, ref, bars, index, formed, form or None, max_copy)
+        rep = ev.compare_samples(gen, ref, bars, index, variants, max_copy)
         out.mkdir(parents=True, exist_ok=True)
         stem = _free_stem(out, f"evaluate-{Path(ckpt).stem}-{samples}x{bars}bars-seed{seed}")
         data = {"checkpoint": str(ckpt), "seed": seed, **rep.data}

@@ -1,0 +1,127 @@
+"""Bar plans from real tunes, and the sampler following them (copies and echoes of its own bars)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from composer.config import ModelConfig
+from composer.errors import ComposerError
+from composer.melody import Key, Melody, Note, TimeSignature
+from composer.model import MelodyLSTM, sequence_nll
+from composer.sample import Plan, SamplingConfig, generate
+from composer.stats import bar_repetition, repeated_bars
+from composer.structure import COPY, ECHO, FRESH, bar_plan, draw_plans, plan_table, repeated_share
+from composer.tokenizer import VOCAB
+from test_tokenizer import melodies
+
+TS = TimeSignature(3, 4)  # 36 steps a bar
+
+
+def bar(b: int, notes: list[tuple[int, int, int]]) -> list[Note]:
+    return [Note(b * 36 + s, d, p) for s, d, p in notes]
+
+
+MOTIF = [(0, 12, 60), (12, 12, 64), (24, 12, 62)]
+OTHER = [(0, 18, 67), (18, 18, 65)]
+
+
+def test_bar_plan_finds_copies_echoes_and_fresh_bars():
+    up = [(s, d, p + 5) for s, d, p in MOTIF]  # same rhythm and contour, new pitches: a sequence
+    notes = bar(0, MOTIF) + bar(1, MOTIF) + bar(2, up) + bar(3, OTHER) + bar(5, OTHER) + bar(6, up)
+    m = Melody(tuple(notes), TS, Key(0), 7)
+    assert bar_plan(m) == [FRESH, 2 * 0 + COPY, 2 * 0 + ECHO, FRESH, FRESH, 2 * 3 + COPY, 2 * 2 + COPY]
+    assert bar_plan(m, max_bars=3) == [FRESH, COPY, ECHO]
+    assert repeated_share(bar_plan(m)) == pytest.approx(4 / 7)
+    assert repeated_bars(m) == (4, 6)  # the statistic agrees: 4 of the 6 bars holding notes repeat
+
+
+@settings(max_examples=40, deadline=None)
+@given(melodies(max_bars=8))
+def test_plans_only_point_back(m: Melody):
+    plan = bar_plan(m)
+    assert len(plan) == m.n_bars
+    assert all(v == FRESH or 0 <= v // 2 < b for b, v in enumerate(plan))
+
+
+def test_table_and_draws():
+    long = Melody(tuple(bar(0, MOTIF) + bar(1, MOTIF) + bar(3, MOTIF)), TS, Key(0), 4)
+    short = Melody(tuple(bar(0, MOTIF)), TS, Key(0), 1)
+    table = plan_table([long, short])
+    assert table.dtype == torch.int16 and table.shape == (2, 64)
+    assert table[0, :4].tolist() == [FRESH, COPY, FRESH, COPY] and (table[0, 4:] == -2).all()
+    g = torch.Generator().manual_seed(0)
+    plans = draw_plans(table, 5, 4, g)
+    assert plans == ((FRESH, COPY, FRESH, COPY),) * 5  # only the long tune has 4 bars
+    assert draw_plans(table, 2, 6, g) == ((FRESH, COPY, FRESH, COPY, FRESH, FRESH),) * 2  # fresh past its end
+    assert draw_plans(None, 3, 4, g) is None
+    a = draw_plans(table, 50, 1, torch.Generator().manual_seed(3))
+    assert a == draw_plans(table, 50, 1, torch.Generator().manual_seed(3)) and len(a) == 50
+
+
+@pytest.fixture(scope="module")
+def model() -> MelodyLSTM:
+    torch.manual_seed(0)
+    return MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=24, hidden_size=32, num_layers=2)).eval()
+
+
+def shape(m: Melody, b: int):
+    """(rhythm, pitches, contour) of the notes starting in bar b."""
+    bs = m.bar_steps
+    notes = [n for n in m.notes if b * bs <= n.start < (b + 1) * bs]
+    rhythm = tuple((n.start - b * bs, n.duration) for n in notes)
+    pitches = tuple(n.pitch for n in notes)
+    return rhythm, pitches, tuple(np.sign(np.diff(pitches)).tolist())
+
+
+def free_to_follow(m: Melody, b: int, src: int) -> bool:
+    """The copy can be taken whole: no note from before bar b still sounds at the source's first
+    onset, and no copied note would run past the melody's end."""
+    bs = m.bar_steps
+    before = [n for n in m.notes if n.start < b * bs]
+    rhythm = shape(m, src)[0]
+    if not rhythm:
+        return False
+    ok_start = not before or before[-1].end - b * bs <= rhythm[0][0]
+    return ok_start and b * bs + rhythm[-1][0] + rhythm[-1][1] <= m.total_steps
+
+
+PLAN = (FRESH, 2 * 0 + COPY, 2 * 0 + ECHO, FRESH, 2 * 3 + COPY, 2 * 1 + ECHO, FRESH, 2 * 6 + COPY)
+
+
+@pytest.mark.parametrize("batch, temperature, meter", [(1, 1.0, TimeSignature(4, 4)), (1, 3.0, TS),
+                                                      (12, 1.0, TimeSignature(6, 8)), (12, 3.0, TimeSignature(4, 4))])
+def test_sampler_follows_the_plan(model, batch, temperature, meter):
+    plan = Plan(bars=8, meters=(meter,), sampling=SamplingConfig(temperature=temperature), structure=(PLAN,) * batch)
+    followed = 0
+    for g in generate(model, plan, batch, torch.Generator().manual_seed(batch)):
+        m = g.melody()
+        assert m.n_bars == 8 and g.ids[-1] == VOCAB.eos and all(a.end <= b.start for a, b in zip(m.notes, m.notes[1:]))
+        for b, v in enumerate(PLAN):
+            if v == FRESH or not free_to_follow(m, b, v // 2):
+                continue
+            followed += 1
+            src, got = shape(m, v // 2), shape(m, b)
+            if v % 2 == COPY:
+                assert got == src, (b, got, src)
+            else:
+                assert (got[0], got[2]) == (src[0], src[2]), (b, got, src)
+        ref = sequence_nll(model, torch.tensor(g.ids)).item()  # forced tokens are scored by the model too
+        assert g.nll_nats == pytest.approx(ref, rel=1e-4)
+    assert followed >= max(1, batch // 2)  # the plan is not vacuous
+
+
+def test_structure_repeats_more_than_free_sampling(model):
+    plans = (PLAN + PLAN,) * 16
+    free = generate(model, Plan(bars=16), 16, torch.Generator().manual_seed(1))
+    planned = generate(model, Plan(bars=16, structure=plans), 16, torch.Generator().manual_seed(1))
+    rep = lambda rs: np.mean([bar_repetition(r.melody()) for r in rs])  # noqa: E731
+    assert rep(planned) > rep(free) + 0.2
+
+
+def test_structure_is_refused_with_a_form_or_the_wrong_count(model):
+    with pytest.raises(ComposerError, match="form"):
+        generate(model, Plan(bars=8, form="AB", structure=(PLAN,)), 1)
+    with pytest.raises(ComposerError, match="2 bar plans for 3"):
+        generate(model, Plan(bars=8, structure=(PLAN, PLAN)), 3)
