@@ -41,26 +41,63 @@ class Likelihood:
                 "bits_per_note": round(self.bits_per_note, 4), "bits_per_token": round(self.bits_per_token, 4)}
 
 
-def model_likelihood(model, seqs: Sequence[np.ndarray], device: str = "cpu", batch_size: int = 64) -> Likelihood:
-    """The model's NLL of whole melodies (state carried through each), via composer.scoring."""
-    from composer.scoring import score_sequences
+def model_token_nlls(model, seqs: Sequence[np.ndarray], device: str = "cpu", batch_size: int = 64) -> list[np.ndarray]:
+    """The model's per-token NLL of whole melodies (state carried through each), in eval mode."""
+    from composer.scoring import token_nlls
 
-    s = score_sequences(model, [np.asarray(x, dtype=np.int64) for x in seqs], device=device, batch_size=batch_size)
+    was_training = model.training
+    model.eval()
+    try:
+        return token_nlls(model, [np.asarray(x, dtype=np.int64) for x in seqs], device=device, batch_size=batch_size)
+    finally:
+        model.train(was_training)
+
+
+def likelihood_of(seqs: Sequence[np.ndarray], per_sequence: Sequence[float]) -> Likelihood:
+    from composer.scoring import make_score
+
+    s = make_score(per_sequence, seqs)
     return Likelihood(len(seqs), int(s.notes), int(s.tokens), float(s.nll_nats), tuple(s.per_sequence))
 
 
+def model_likelihood(model, seqs: Sequence[np.ndarray], device: str = "cpu", batch_size: int = 64) -> Likelihood:
+    """The model's NLL of whole melodies (state carried through each), via composer.scoring."""
+    return likelihood_of(seqs, [float(t.sum()) for t in model_token_nlls(model, seqs, device, batch_size)])
+
+
+def match_mixer(model, blob: dict, device: str = "cpu", tuning_files: int = 300):
+    """(mixer, where its weights come from): the checkpoint's, else fitted on up to
+    ``tuning_files`` of its training files (never on the melodies being scored); (None, reason)
+    when neither is available."""
+    from composer.match import MatchMixer, match_features
+
+    mixer = MatchMixer.from_dict((blob.get("extra") or {}).get("match"))
+    if mixer is not None:
+        return mixer, "the checkpoint"
+    try:
+        train = checkpoint_files(blob, "train_files")
+    except ComposerError as e:
+        return None, str(e)
+    tune = [f.ids for f in train[:: max(1, len(train) // tuning_files)]][:tuning_files]
+    mixer = MatchMixer.fit(model_token_nlls(model, tune, device), [match_features(x) for x in tune])
+    return mixer, f"{len(tune)} of the checkpoint's training files"
+
+
 def ngram_likelihood(train: Sequence[np.ndarray], seqs: Sequence[np.ndarray], val: Sequence[np.ndarray] = (),
-                     orders: Sequence[int] = tuple(range(3, 11))) -> tuple[Likelihood, int]:
-    """The same figures for a smoothed (Kneser-Ney) n-gram fitted on ``train`` (same tokens), and its
-    order: the one with the lowest bits per note on ``val`` (the highest order without ``val``)."""
+                     orders: Sequence[int] = tuple(range(3, 11))) -> tuple[Likelihood, int, list[np.ndarray]]:
+    """The same figures for a smoothed (Kneser-Ney) n-gram fitted on ``train`` (same tokens), its
+    order (the one with the lowest bits per note on ``val``; the highest order without ``val``) and
+    its per-token NLLs of each melody."""
     from composer.ngram import NGramModel
 
     lm = NGramModel(max(orders)).fit([np.asarray(x, dtype=np.int64) for x in train])
     order = max(orders)
     if len(val):
         order = min(orders, key=lambda k: lm.score(val, k).bits_per_note)
-    s = lm.score([np.asarray(x, dtype=np.int64) for x in seqs], order)
-    return Likelihood(len(seqs), int(s.notes), int(s.tokens), float(s.nll_nats)), order
+    seqs = [np.asarray(x, dtype=np.int64) for x in seqs]
+    logp, seq_of = lm.token_logprobs(seqs, order)
+    tok = np.split(-logp, np.cumsum([max(len(x) - 1, 0) for x in seqs])[:-1]) if seqs else []
+    return likelihood_of(seqs, [float(t.sum()) for t in tok]), order, tok
 
 
 def checkpoint_data(blob: dict) -> dict:
@@ -99,8 +136,11 @@ def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline:
     else:
         corpus = load_corpus(folder, progress=progress)
         files, skipped, label = corpus.files, corpus.skipped, str(folder)
+    from composer.match import MatchMixer, match_features, mixed_nlls
+
     seqs = [f.ids for f in files]
-    lik = model_likelihood(model, seqs, device, batch_size)
+    tok = model_token_nlls(model, seqs, device, batch_size)
+    lik = likelihood_of(seqs, [float(t.sum()) for t in tok])
     out = {"folder": label, **lik.to_dict(),
            "skipped": [{"file": p, "reason": r} for p, r in skipped],
            "per_file": [{"file": f.path, "notes": f.notes,
@@ -113,6 +153,11 @@ def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline:
     if train_files is not None:  # scoring training tunes flatters the model (and the n-gram far more)
         seen = {f.ids.astype(np.int16).tobytes() for f in train_files}
         out["in_training"] = sum(f.ids.astype(np.int16).tobytes() in seen for f in files)
+    feats = [match_features(x) for x in seqs]
+    mixer, source = match_mixer(model, blob, device)
+    if mixer is not None:
+        mixed = likelihood_of(seqs, mixed_nlls(mixer, tok, feats))
+        out["with_match"] = {**mixed.to_dict(), **mixer.to_dict(), "weights_from": source}
     if baseline:
         if train_files is None:
             checkpoint_files(blob, "train_files")  # raises the reason
@@ -121,8 +166,11 @@ def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline:
             val = [f.ids for f in checkpoint_files(blob, "val_files")]
         except ComposerError:
             val = []  # no validation files: the highest order
-        lik, order = ngram_likelihood(train, seqs, val)
+        lik, order, ng_tok = ngram_likelihood(train, seqs, val)
         out["baseline"] = {"name": "ngram", "order": order, "train_files": len(train), **lik.to_dict()}
+        ng_mixer = MatchMixer.fit(ng_tok, feats)  # on the scored files themselves: flatters the baseline
+        out["baseline"]["with_match"] = {**likelihood_of(seqs, mixed_nlls(ng_mixer, ng_tok, feats)).to_dict(),
+                                         **ng_mixer.to_dict(), "weights_from": "the scored files"}
     return out
 
 

@@ -112,6 +112,6 @@ def export_model(checkpoint: str | Path, out: str | Path, force: bool = False) -
         raise ComposerError(f"{out} already exists: use --force to overwrite it")
     model, blob = load_model(checkpoint)
     extra = blob.get("extra") or {}
-    keep = {k: extra[k] for k in ("data", "baseline", "history", "structure") if k in extra}
+    keep = {k: extra[k] for k in ("data", "baseline", "history", "structure", "match") if k in extra}
     return save_checkpoint(out, model, train_config=blob.get("train_config"), epoch=blob.get("epoch", 0),
                            metrics=blob.get("metrics"), extra=keep, half=True)

@@ -53,9 +53,10 @@ def make_score(per_sequence: Sequence[float], seqs: Sequence[np.ndarray]) -> Seq
 
 
 @torch.no_grad()
-def sequence_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
-                  batch_size: int = 64, chunk: int = 1024) -> list[float]:
-    """Summed NLL in nats of each sequence's tokens after the first, in input order.
+def token_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
+               batch_size: int = 64, chunk: int = 1024) -> list[np.ndarray]:
+    """NLL in nats of each sequence's tokens after the first (one float64 array per sequence,
+    in input order).
 
     Sequences are sorted by length so a batch wastes little on padding; long ones run in
     ``chunk``-token slices with the state carried, bounding memory. The model is used as is
@@ -63,7 +64,7 @@ def sequence_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str 
     device = torch.device(device)
     lengths = np.array([len(s) for s in seqs])
     order = np.argsort(-lengths, kind="stable")
-    out = np.zeros(len(seqs), dtype=np.float64)
+    out = [np.zeros(max(int(n) - 1, 0), dtype=np.float64) for n in lengths]
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         t_max = int(lengths[idx[0]])
@@ -73,18 +74,22 @@ def sequence_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str 
         for r, i in enumerate(idx):
             ids[r, : lengths[i]] = seqs[i]
         ids_t = torch.from_numpy(ids).to(device)
-        # Mask of predicted positions: target index j < length.
-        valid = torch.from_numpy(np.arange(1, t_max)[None, :] < lengths[idx][:, None]).to(device)
-        total = torch.zeros(len(idx), dtype=torch.float64, device=device)
-        state = None
+        parts, state = [], None
         for s in range(0, t_max - 1, chunk):
             x = ids_t[:, s : min(s + chunk, t_max - 1)]
             y = ids_t[:, s + 1 : s + 1 + x.shape[1]]
             logits, state = model(x, state)  # (B, t, V)
-            nll = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")  # (B, t)
-            total += (nll * valid[:, s : s + x.shape[1]]).sum(dim=1, dtype=torch.float64)
-        out[idx] = total.cpu().numpy()
-    return out.tolist()
+            parts.append(F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none").double().cpu())
+        nll = torch.cat(parts, dim=1).numpy()  # (B, t_max - 1)
+        for r, i in enumerate(idx):
+            out[i] = nll[r, : lengths[i] - 1].copy()
+    return out
+
+
+def sequence_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
+                  batch_size: int = 64, chunk: int = 1024) -> list[float]:
+    """Summed NLL in nats of each sequence's tokens after the first, in input order."""
+    return [float(t.sum()) for t in token_nlls(model, seqs, device, batch_size, chunk)]
 
 
 def score_sequences(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",

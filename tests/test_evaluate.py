@@ -89,6 +89,10 @@ def test_folder_likelihood_json(setup):
     base = out["baseline"]
     assert base["notes"] == out["notes"] and base["tokens"] == out["tokens"] and base["train_files"] == 6
     assert 0 < base["bits_per_note"] < out["bits_per_note"]  # an n-gram fitted on 6 of the 8 beats random weights
+    mix = out["with_match"]  # the model mixed with the in-melody match model, weights fitted on training files
+    assert mix["tokens"] == out["tokens"] and 0 < mix["bits_per_note"] <= out["bits_per_note"] + 1e-9
+    assert mix["weights_from"] == "6 of the checkpoint's training files" and len(mix["weights"]) == len(mix["edges"])
+    assert 0 < base["with_match"]["bits_per_note"] <= base["bits_per_note"] + 1e-9
 
 
 def test_baseline_side_by_side(setup):

@@ -25,14 +25,21 @@ def _progress(label: str, quiet: bool):
 
 
 def _likelihood_table(r: dict) -> None:
-    rows = [("model", r)]
+    rows = [("model (LSTM)", r)]
+    if "with_match" in r:
+        rows.append(("LSTM + match", r["with_match"]))
     if "baseline" in r:
-        rows.append((f"{r['baseline']['order']}-gram baseline", r["baseline"]))
+        b = r["baseline"]
+        rows.append((f"{b['order']}-gram baseline", b))
+        rows.append((f"{b['order']}-gram + match", b["with_match"]))
     skipped = f", {len(r['skipped'])} files skipped" if r["skipped"] else ""
     click.echo(f"{r['files']} melodies, {r['notes']} notes, {r['tokens']} tokens from {r['folder']}{skipped}")
     click.echo(f"  {'':<18}{'bits/note':>10}{'bits/token':>12}{'NLL (nats)':>14}")
     for name, x in rows:
         click.echo(f"  {name:<18}{x['bits_per_note']:>10.3f}{x['bits_per_token']:>12.3f}{x['nll_nats']:>14.1f}")
+    if "with_match" in r:
+        click.echo(f"  (+ match: mixed with an in-melody match model that predicts repeats; weights from "
+                   f"{r['with_match']['weights_from']}{'; for the n-gram from the scored files' if 'baseline' in r else ''})")
     if r.get("in_training"):
         click.echo(f"  note: {r['in_training']} of these melodies also occur, token for token, in the checkpoint's"
                    " training set (a fair figure needs held-out tunes)")
