@@ -285,7 +285,7 @@ def generate_melodies(model, blob: dict, n: int, bars: int, seed: int = 0, form:
 
     import torch
 
-    from composer.sample import Plan, generate
+    from composer.plan import Plan, generate
     from composer.structure import draw_plans
 
     if next(model.parameters()).device.type != "cpu":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from composer.grammar import TABLES, Grammar, Grammar1, make_grammar
 from composer.structure import Follower
 from composer.melody import PITCH_MAX, PITCH_MIN, Key, Melody, TimeSignature
 from composer.model import MelodyLSTM
-from composer.tokenizer import MAX_BAR_STEPS, PITCH, VOCAB, decode, encode
+from composer.tokenizer import MAX_BAR_STEPS, PITCH, VOCAB, decode
 
 _NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
 _FLUSH = 128  # steps of logits kept before their log-likelihoods are summed
@@ -329,57 +329,3 @@ class Sampler:
             notes = int(np.count_nonzero(VOCAB.kinds[np.asarray(ids)] == PITCH))
             out.append(Generated(tuple(ids), float(self._nll[row]), notes))
         return out
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to generate: meter/key choices, bars, an optional prime and a form."""
-
-    bars: int = 16  # new bars after the prime
-    meters: tuple[TimeSignature, ...] = (TimeSignature(4, 4),)  # choices; one forces it
-    keys: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)  # per meter name, '*' = any meter; empty = all
-    prime: Melody | None = None  # its bars are kept and continued (its meter is used)
-    key: Key | None = None  # forces the key (else the prime's key, else a choice from ``keys``)
-    form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span
-    vary: bool = False  # a repeated section gets a fresh last bar
-    structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan (composer.structure); no form or prime
-    sampling: SamplingConfig = SamplingConfig()
-
-    def __post_init__(self) -> None:
-        if self.form and (not self.form.isalpha() or self.bars % len(self.form)):
-            raise ComposerError(f"form {self.form!r}: use letters only, and bars ({self.bars}) must be a multiple of its length")
-        if self.bars < 1:
-            raise ComposerError(f"bars must be positive, got {self.bars}")
-
-
-def generate(model: MelodyLSTM, plan: Plan, num: int = 1, generator: torch.Generator | None = None) -> list[Generated]:
-    """Sample ``num`` melodies following ``plan`` as one batch (not ranked)."""
-    s = Sampler(model, num, plan.sampling, generator)
-    if plan.prime is not None:
-        p = plan.prime
-        body = encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
-        s.start([p.time_signature], [plan.key or p.key])
-        s.feed([body] * num)
-    else:
-        s.start(plan.meters, [plan.key] if plan.key else plan.keys)
-    if plan.structure is not None and (plan.form or plan.prime is not None):
-        raise ComposerError("a bar structure cannot be combined with a form or a prime")
-    if plan.structure is not None and len(plan.structure) != num:
-        raise ComposerError(f"{len(plan.structure)} bar plans for {num} melodies")
-    if not plan.form:
-        s.sample_bars(plan.bars, final=True, plans=plan.structure)
-        return s.results()
-    size = plan.bars // len(plan.form)
-    sections: dict[str, list[list[int]]] = {}
-    for i, letter in enumerate(plan.form):
-        last = i == len(plan.form) - 1
-        if letter not in sections:
-            sections[letter] = s.sample_bars(size, final=last)
-        elif plan.vary:
-            s.feed([sec[: max(j for j, t in enumerate(sec) if t == TABLES.bar)] for sec in sections[letter]], 1)
-            s.sample_bars(1, final=last)
-        else:
-            s.feed(sections[letter])
-            if last:
-                s.feed([[TABLES.eos]] * num)
-    return s.results()

@@ -388,7 +388,7 @@ def rss_bytes() -> int:
 
 def test_a_thousand_generations_do_not_grow_memory(tmp_path: Path):
     from composer.melody import TimeSignature
-    from composer.sample import Plan, generate
+    from composer.plan import Plan, generate
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

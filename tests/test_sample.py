@@ -12,7 +12,8 @@ from composer.config import ModelConfig
 from composer.errors import ComposerError, TokenizerError
 from composer.melody import Key, Melody, Note, TimeSignature
 from composer.model import MelodyLSTM, sequence_nll
-from composer.sample import Plan, Sampler, SamplingConfig, generate
+from composer.plan import Plan, generate
+from composer.sample import Sampler, SamplingConfig
 from composer.tokenizer import VOCAB, encode
 
 METERS = [TimeSignature(4, 4), TimeSignature(3, 4), TimeSignature(6, 8), TimeSignature(2, 2), TimeSignature(9, 8)]

@@ -10,7 +10,8 @@ from composer.config import ModelConfig
 from composer.errors import ComposerError
 from composer.melody import Key, Melody, Note, TimeSignature
 from composer.model import MelodyLSTM, sequence_nll
-from composer.sample import Plan, SamplingConfig, generate
+from composer.plan import Plan, generate
+from composer.sample import SamplingConfig
 from composer.stats import bar_repetition, repeated_bars
 from composer.structure import COPY, ECHO, FRESH, bar_plan, draw_plans, plan_table, repeated_share
 from composer.tokenizer import VOCAB

@@ -54,7 +54,7 @@ def _guard_copies(model, plan, results, index, max_copy: int, gen, skip_bars: in
     more than ``max_copy`` notes of a training tune; returns (results, copies, resampled)."""
     from dataclasses import replace
 
-    from composer.sample import generate
+    from composer.plan import generate
 
     def copies(rs):
         mels = [r.melody() for r in rs]
@@ -110,7 +110,8 @@ def run(o: dict) -> None:
 
     import torch  # only now: bad options above fail without the import's seconds
 
-    from composer.sample import Plan, SamplingConfig, generate
+    from composer.plan import Plan, generate
+    from composer.sample import SamplingConfig
 
     if "OMP_NUM_THREADS" not in os.environ:
         # One-token steps are small and latency-bound: thread hand-offs cost more than they save
