@@ -55,6 +55,14 @@ class RunFolder:
             for name in RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Temp files a killed save left behind (``.last.pt.XXXX.tmp``); the checkpoints
+        themselves were never touched. Called when a run starts or resumes."""
+        stale = [p for name in RUN_FILES for p in self.path.glob(f".{name}.*.tmp")] if self.path.is_dir() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def discard_if_empty_run(self) -> None:
         """After a failure: remove the folder if this run created it and no checkpoint exists."""
         if self.created and not self.last.exists() and not self.best.exists():

@@ -105,6 +105,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, force:
                        "train_tokens": record["train_tokens"], "device": str(device), "world": world, "baseline": baseline})
         if not resume:
             run.create(force)
+        run.remove_stale_temp_files()
     try:
         trainer = _Trainer(cfg, run, split, record, baseline, device, progress, should_stop, world, rank)
         if rank == 0:  # which bars repeat in each training tune, for `compose generate`

@@ -159,8 +159,10 @@ def test_train_on_a_hostile_folder_survives_sigkill_and_resumes(tmp_path: Path):
     assert_loadable_run(run)
     epoch = read_checkpoint(run / "last.pt")["epoch"]
     assert epoch >= 1
+    (run / ".last.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")  # as a kill inside a save leaves it
     res = CliRunner().invoke(main, ["train", "--resume", "--name", "k", "--runs-dir", str(runs), "--epochs", str(epoch + 1)])
     assert res.exit_code == 0, res.output
+    assert not list(run.glob(".*.tmp"))  # the resumed run swept the stale temp files
     assert skipped_lines(res.output, "train") == first and f"{len(bad)} files skipped" in res.output
     model, blob = load_model(run / "last.pt")
     assert blob["epoch"] == epoch + 1
