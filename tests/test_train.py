@@ -246,6 +246,7 @@ def test_cli_train_skips_bad_files_refuses_an_existing_run_and_exports(tmp_path,
     assert r.exit_code == 0, r.output
     assert "skipped junk.mid: " in r.output and "1 file skipped" in r.output
     assert "n-gram baseline" in r.output and "epoch 1: train loss" in r.output and "bits/note" in r.output
+    assert "compose generate --checkpoint " in r.output and "best.pt --bars 16" in r.output
     r = CliRunner().invoke(main, [*base, "--epochs", "1"])
     assert r.exit_code == 1 and "already exists" in r.output
     r = CliRunner().invoke(main, ["train", "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--resume", "--hidden", "32"])

@@ -242,3 +242,7 @@ def _train(name, runs_dir, resume, force, opts, given, world, rank) -> None:
                    f"{_resume_command(name, runs_dir, world, f' --max-minutes {2 * cfg.max_minutes:g}')}")
     elif result.stopped == "early-stop":
         click.echo(f"Stopped early: validation loss did not improve for {cfg.patience} epochs.")
+    if result.history and result.stopped != "interrupted":
+        best = run_dir / "best.pt"
+        click.echo(f"Next:\n  compose generate --checkpoint {best} --bars 16\n"
+                   f"  compose evaluate --checkpoint {best} --validation --baseline ngram")
