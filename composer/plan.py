@@ -28,7 +28,7 @@ class Plan:
     key: Key | None = None  # forces the key (else the prime's key, else a choice from ``keys``)
     form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span
     vary: bool = False  # a repeated section gets a fresh last bar
-    structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan (composer.structure); no form or prime
+    structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan for the new bars (composer.structure); no form
     sampling: SamplingConfig = SamplingConfig()
 
     def __post_init__(self) -> None:
@@ -48,8 +48,8 @@ def generate(model: MelodyLSTM, plan: Plan, num: int = 1, generator: torch.Gener
         s.feed([body] * num)
     else:
         s.start(plan.meters, [plan.key] if plan.key else plan.keys)
-    if plan.structure is not None and (plan.form or plan.prime is not None):
-        raise ComposerError("a bar structure cannot be combined with a form or a prime")
+    if plan.structure is not None and plan.form:
+        raise ComposerError("a bar structure cannot be combined with a form")
     if plan.structure is not None and len(plan.structure) != num:
         raise ComposerError(f"{len(plan.structure)} bar plans for {num} melodies")
     if not plan.form:

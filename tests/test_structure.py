@@ -121,6 +121,21 @@ def test_structure_repeats_more_than_free_sampling(model):
     assert rep(planned) > rep(free) + 0.2
 
 
+def test_a_prime_is_kept_and_the_new_bars_follow_the_plan(model):
+    prime = Melody(tuple(bar(0, MOTIF) + bar(1, OTHER)), TS, Key(0), 2)
+    plan = Plan(bars=8, prime=prime, structure=(PLAN,) * 16)
+    followed = 0
+    for g in generate(model, plan, 16, torch.Generator().manual_seed(2)):
+        m = g.melody()
+        assert m.n_bars == 10 and m.notes[:5] == prime.notes
+        new = m.bars(2, 8)
+        for b, v in enumerate(PLAN):
+            if v % 2 == COPY and v != FRESH and free_to_follow(new, b, v // 2) and shape(new, b)[0]:
+                followed += 1
+                assert shape(new, b) == shape(new, v // 2)  # bar numbers count from the first new bar
+    assert followed > 0
+
+
 def test_structure_is_refused_with_a_form_or_the_wrong_count(model):
     with pytest.raises(ComposerError, match="form"):
         generate(model, Plan(bars=8, form="AB", structure=(PLAN,)), 1)

@@ -136,7 +136,7 @@ def run(o: dict) -> None:
     seed = o["seed"] if o["seed"] is not None else int.from_bytes(os.urandom(4), "little") % 1_000_000
     gen = torch.Generator().manual_seed(seed)
     structure = None
-    if not (form or free or prime is not None):
+    if not (form or free):  # (with a prime: a plan for the new bars)
         from composer.structure import draw_plans
 
         table = (blob.get("extra") or {}).get("structure")
