@@ -24,29 +24,32 @@ from typing import Sequence
 import numpy as np
 
 EDGES = (0, 4, 8, 16, 32)  # lower edges of the match-length buckets, in tokens
+WINDOW = 4096  # earlier positions searched (a 4,096-bar piece stays fast)
 _GRID = np.linspace(0.0, 0.99, 100)
 
 
-def match_features(seq: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def match_features(seq: Sequence[int], window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """Per predicted token (``len(seq) - 1`` of them): the match-length bucket, and the share
-    of the longest earlier matches whose next token is the actual next token."""
+    of the longest earlier matches (ending in the last ``window`` positions) whose next token
+    is the actual next token. Linear in ``len(seq) * window``."""
     s = np.asarray(seq, dtype=np.int64)
     n = len(s) - 1
     bucket = np.zeros(max(n, 0), dtype=np.int64)
     p = np.zeros(max(n, 0), dtype=np.float64)
-    run = np.zeros(len(s), dtype=np.int64)  # run[i]: common suffix length of s[..i] and s[..t]
-    for t in range(n):
-        new = np.zeros(len(s), dtype=np.int64)
-        if t > 0:
-            eq = s[:t] == s[t]
-            new[0] = eq[0]
-            new[1:t] = np.where(eq[1:], run[: t - 1] + 1, 0)
-            longest = int(new[:t].max())
-            if longest > 0:
-                at = np.flatnonzero(new[:t] == longest)
-                p[t] = float(np.mean(s[at + 1] == s[t + 1]))
-                bucket[t] = np.searchsorted(EDGES, longest, side="right") - 1
-        run = new
+    # run[i]: length of the common suffix of s[..i] and s[..t] (exact inside the window)
+    run, new = np.zeros(len(s) + 1, dtype=np.int64), np.zeros(len(s) + 1, dtype=np.int64)
+    for t in range(1, n):
+        lo = max(0, t - window)
+        eq = s[lo:t] == s[t]
+        prev = run[lo - 1 : t - 1] if lo > 0 else np.concatenate(([0], run[: t - 1]))
+        cur = new[lo:t]
+        np.multiply(prev + 1, eq, out=cur)
+        longest = int(cur.max())
+        if longest > 0:
+            at = lo + np.flatnonzero(cur == longest)
+            p[t] = float(np.mean(s[at + 1] == s[t + 1]))
+            bucket[t] = np.searchsorted(EDGES, longest, side="right") - 1
+        run, new = new, run
     return bucket, p
 
 
