@@ -124,14 +124,15 @@ class Sampler:
         self._record(int(tok_np[0]) if self.batch == 1 else tok_np, took)
         if len(self._hist) >= _FLUSH:
             self._flush()
-        logits, state = self.model.step(tok, self.state)
         if keep is None:
-            self.logits, self.state = logits, state
-        else:
-            m = torch.from_numpy(keep)
-            self.logits = torch.where(m[:, None], logits, self.logits)
-            self.state = (torch.where(m[None, :, None], state[0], self.state[0]),
-                          torch.where(m[None, :, None], state[1], self.state[1]))
+            self.logits, self.state = self.model.step(tok, self.state)
+            return
+        # Only the rows still going are stepped (the batch's tail costs what its live rows cost).
+        idx = torch.from_numpy(np.flatnonzero(keep))
+        h, c = self.state
+        logits, (h1, c1) = self.model.step(tok.index_select(0, idx), (h.index_select(1, idx), c.index_select(1, idx)))
+        self.logits = self.logits.index_copy(0, idx, logits)
+        self.state = (h.index_copy(1, idx, h1), c.index_copy(1, idx, c1))
 
     def _record(self, tok: np.ndarray | int, took: np.ndarray | None) -> None:
         """Note a step taken from the current logits."""
