@@ -65,19 +65,20 @@ def model_likelihood(model, seqs: Sequence[np.ndarray], device: str = "cpu", bat
     return likelihood_of(seqs, [float(t.sum()) for t in model_token_nlls(model, seqs, device, batch_size)])
 
 
-def match_mixer(model, blob: dict, device: str = "cpu", tuning_files: int = 300):
+def match_mixer(model, blob: dict, device: str = "cpu", tuning_files: int = 300, train=None):
     """(mixer, where its weights come from): the checkpoint's, else fitted on up to
-    ``tuning_files`` of its training files (never on the melodies being scored); (None, reason)
-    when neither is available."""
+    ``tuning_files`` of its training files (``train``, when already read; never on the melodies
+    being scored); (None, reason) when neither is available."""
     from composer.match import MatchMixer, match_features
 
     mixer = MatchMixer.from_dict((blob.get("extra") or {}).get("match"))
     if mixer is not None:
         return mixer, "the checkpoint"
-    try:
-        train = checkpoint_files(blob, "train_files")
-    except ComposerError as e:
-        return None, str(e)
+    if train is None:
+        try:
+            train = checkpoint_files(blob, "train_files")
+        except ComposerError as e:
+            return None, str(e)
     tune = [f.ids for f in train[:: max(1, len(train) // tuning_files)]][:tuning_files]
     mixer = MatchMixer.fit(model_token_nlls(model, tune, device), [match_features(x) for x in tune])
     return mixer, f"{len(tune)} of the checkpoint's training files"
@@ -154,7 +155,7 @@ def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline:
         seen = {f.ids.astype(np.int16).tobytes() for f in train_files}
         out["in_training"] = sum(f.ids.astype(np.int16).tobytes() in seen for f in files)
     feats = [match_features(x) for x in seqs]
-    mixer, source = match_mixer(model, blob, device)
+    mixer, source = match_mixer(model, blob, device, train=train_files)
     if mixer is not None:
         mixed = likelihood_of(seqs, mixed_nlls(mixer, tok, feats))
         out["with_match"] = {**mixed.to_dict(), **mixer.to_dict(), "weights_from": source}
@@ -286,17 +287,17 @@ def generate_melodies(model, blob: dict, n: int, bars: int, seed: int = 0, form:
     import torch
 
     from composer.plan import Plan, generate
-    from composer.structure import draw_plans
+    from composer.structure import checkpoint_table, draw_plans
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()  # the sampler steps on CPU tensors
-    table = (blob.get("extra") or {}).get("structure") if form is None else None
+    table = checkpoint_table(blob) if form is None else None
     plan = Plan(bars=bars, meters=_meters(blob), form="" if form in (None, "free") else form)
     gen = torch.Generator().manual_seed(seed)
     out: list[Melody] = []
     for start in range(0, n, batch):
         rows = min(batch, n - start)
-        plans = draw_plans(table if isinstance(table, torch.Tensor) else None, rows, bars, gen)
+        plans = draw_plans(table, rows, bars, gen)
         for i, g in enumerate(generate(model, replace(plan, structure=plans), rows, gen)):
             out.append(g.melody(title=f"sample {start + i + 1}"))
     return out

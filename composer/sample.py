@@ -85,7 +85,6 @@ class Sampler:
         self._hist_from = 0
         self._nll = torch.zeros(batch, dtype=torch.float64)
         self._blocked_t: torch.Tensor | None = None
-        self.followed = 0  # bars of the last span that followed their plan to the end
 
     # --- one step -------------------------------------------------------------------------
     def _next_noise(self) -> int:
@@ -231,7 +230,6 @@ class Sampler:
             raise ComposerError(f"{len(plans)} bar plans for {self.batch} sequences")
         follow = Follower(plans, TABLES) if plans is not None else None
         (self._sample_one if isinstance(g, Grammar1) else self._sample_batch)(g, final, limit, follow)
-        self.followed = follow.followed if follow is not None else 0
         return [s[: len(s) - (s[-1] == TABLES.eos)] if s else s for s in self._rows(first)]
 
     def _draw1(self, blocked: np.ndarray, z: np.ndarray) -> int:

@@ -38,21 +38,27 @@ TITLES = {
 _MIN_BANDWIDTH = {"pitch_range": 1.0, "in_key_ratio": 0.02, "notes_per_bar": 0.25, "bar_repetition": 0.03}
 
 
-def repeated_bars(melody: Melody) -> tuple[int, int]:
-    """(bars whose rhythm and contour repeat an earlier bar's, bars holding an onset)."""
+def bar_shapes(melody: Melody) -> dict[int, tuple[tuple, tuple, tuple]]:
+    """Per bar holding an onset, in order: (rhythm, contour, pitches) of the notes starting in
+    it; rhythm as (onset in the bar, duration), contour as the sign of each step."""
     bar = melody.bar_steps
     per_bar: dict[int, list] = {}
     for n in melody.notes:
         per_bar.setdefault(n.start // bar, []).append(n)
+    return {b: (tuple((n.start - b * bar, n.duration) for n in notes),
+                tuple(int(np.sign(y.pitch - x.pitch)) for x, y in zip(notes, notes[1:])),
+                tuple(n.pitch for n in notes))
+            for b, notes in sorted(per_bar.items())}
+
+
+def repeated_bars(melody: Melody) -> tuple[int, int]:
+    """(bars whose rhythm and contour repeat an earlier bar's, bars holding an onset)."""
+    shapes = bar_shapes(melody)
     seen, repeats = set(), 0
-    for b in sorted(per_bar):
-        notes = per_bar[b]
-        rhythm = tuple((n.start - b * bar, n.duration) for n in notes)
-        contour = tuple(int(np.sign(y.pitch - x.pitch)) for x, y in zip(notes, notes[1:]))
-        sig = (rhythm, contour)
-        repeats += sig in seen
-        seen.add(sig)
-    return repeats, len(per_bar)
+    for rhythm, contour, _ in shapes.values():
+        repeats += (rhythm, contour) in seen
+        seen.add((rhythm, contour))
+    return repeats, len(shapes)
 
 
 def bar_repetition(melody: Melody) -> float:

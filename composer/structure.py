@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from composer.melody import Melody
+from composer.stats import bar_shapes
 
 FRESH, COPY, ECHO = -1, 0, 1
 MAX_PLAN_BARS = 64  # bars kept per tune
@@ -28,31 +29,30 @@ _PAD = -2  # past a tune's end in the stored table
 
 def bar_plan(melody: Melody, max_bars: int = MAX_PLAN_BARS) -> list[int]:
     """The plan of a melody's first ``max_bars`` bars (notes by onset bar; empty bars are fresh)."""
-    bar = melody.bar_steps
-    per_bar: dict[int, list] = {}
-    for n in melody.notes:
-        if n.start < max_bars * bar:
-            per_bar.setdefault(n.start // bar, []).append(n)
+    shapes = bar_shapes(melody)
     exact: dict[tuple, int] = {}
     shape: dict[tuple, int] = {}
     plan = []
     for b in range(min(melody.n_bars, max_bars)):
-        notes = per_bar.get(b)
-        if not notes:
+        if b not in shapes:
             plan.append(FRESH)
             continue
-        rhythm = tuple((n.start - b * bar, n.duration) for n in notes)
-        contour = tuple(int(np.sign(y.pitch - x.pitch)) for x, y in zip(notes, notes[1:]))
-        full = (rhythm, tuple(n.pitch for n in notes))
-        if full in exact:
-            plan.append(2 * exact[full] + COPY)
+        rhythm, contour, pitches = shapes[b]
+        if (rhythm, pitches) in exact:
+            plan.append(2 * exact[(rhythm, pitches)] + COPY)
         elif (rhythm, contour) in shape:
             plan.append(2 * shape[(rhythm, contour)] + ECHO)
         else:
             plan.append(FRESH)
-        exact.setdefault(full, b)
+        exact.setdefault((rhythm, pitches), b)
         shape.setdefault((rhythm, contour), b)
     return plan
+
+
+def checkpoint_table(blob: dict) -> torch.Tensor | None:
+    """The bar plans a checkpoint stores (None for checkpoints from before them)."""
+    table = (blob.get("extra") or {}).get("structure")
+    return table if isinstance(table, torch.Tensor) else None
 
 
 def plan_table(melodies: Sequence[Melody], max_bars: int = MAX_PLAN_BARS) -> torch.Tensor:
@@ -118,8 +118,6 @@ class Follower:
         self.queue: list[list[int] | None] = [None] * rows
         self.qi = [0] * rows
         self.last_pitch = [-1] * rows  # previous pitch id in the current bar (-1: none yet)
-        self.followed = 0  # bars that took their whole queue
-        self.planned = sum(v != FRESH for p in self.plans for v in p)
 
     def constrain(self, blocked: np.ndarray, close: int) -> None:
         """Narrow ``blocked`` (rows, V) in place for the rows following a queue."""
@@ -143,7 +141,7 @@ class Follower:
                 b[t.bar], b[close] = not ok_bar, not ok_close
             elif item != _FREE and self.last_pitch[row] >= 0:
                 lp = self.last_pitch[row]
-                lo, hi = {_LOWER: (t.pitch0, lp), _SAME: (lp, lp + 1), _HIGHER: (lp + 1, t.dur0)}[item]
+                lo, hi = (t.pitch0, lp) if item == _LOWER else (lp, lp + 1) if item == _SAME else (lp + 1, t.dur0)
                 if not b[lo:hi].all():  # some pitch on that side is allowed
                     b[:lo] = True
                     b[hi:] = True
@@ -159,7 +157,6 @@ class Follower:
                 self.qi[row] += 1
                 if self.qi[row] == len(q):
                     self.queue[row] = None
-                    self.followed += 1
             if tk == t.bar:
                 self._open(row)
                 continue

@@ -137,10 +137,9 @@ def run(o: dict) -> None:
     gen = torch.Generator().manual_seed(seed)
     structure = None
     if not (form or free):  # (with a prime: a plan for the new bars)
-        from composer.structure import draw_plans
+        from composer.structure import checkpoint_table, draw_plans
 
-        table = (blob.get("extra") or {}).get("structure")
-        structure = draw_plans(table if isinstance(table, torch.Tensor) else None, num, bars, gen)
+        structure = draw_plans(checkpoint_table(blob), num, bars, gen)
     plan = Plan(bars=bars, meters=meters, keys=keys, prime=prime, key=key, form=form, vary=o["vary"],
                 sampling=sampling, structure=structure)
     results = generate(model, plan, num, gen)
