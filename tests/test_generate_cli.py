@@ -233,6 +233,7 @@ BAD = [
     (["--form", "AAB", "--bars", "16"], "sections"),
     (["--section-bars", "4"], "--form"),
     (["--vary"], "--form"),
+    (["--form", "free", "--vary"], "not --form free"),
     (["--out", "x.txt"], ".mid"),
 ]
 

@@ -86,6 +86,8 @@ def run(o: dict) -> None:
     form = (o["form"] or "").strip()
     free = form.lower() == "free"  # no planned repeats: the model alone decides
     form = "" if free else form
+    if free and (o["vary"] or o["section_bars"] is not None):
+        raise ComposerError("--vary and --section-bars need a form of sections such as --form AABB, not --form free")
     bars, section = _sizes(o["bars"], form, o["section_bars"], o["vary"])
     if o["tempo"] is not None and not 20 <= o["tempo"] <= 400:
         raise ComposerError(f"--tempo must be between 20 and 400 beats per minute, got {o['tempo']:g}")
