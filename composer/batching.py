@@ -6,7 +6,9 @@ the tensor from a random phase, so every token is seen once per epoch. The
 offsets and transpositions of a whole epoch are drawn up front from a generator
 seeded by (seed, epoch): the data order depends on nothing else, which makes
 ``--resume`` and DDP sharding exact (rank r takes column r of every step).
-Building a batch is a few tensor ops: no Python work per window.
+Building a batch is a few tensor ops: no Python work per window. Copy hints
+(``composer.hints``), when given, are a second flat tensor cut and transposed with
+the tokens.
 """
 
 from __future__ import annotations
@@ -42,19 +44,30 @@ class Transposer:
         # Pitch value of each id (-1 for other kinds) for the per-window range.
         self.pitch_of = torch.from_numpy(np.where(vocab.kinds == PITCH, vocab.values, -1)).to(device)
 
-    def __call__(self, windows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """windows (B, T) ids, u (B,) uniform [0, 1) draws -> transposed windows (B, T)."""
+    def __call__(self, windows: torch.Tensor, u: torch.Tensor,
+                 hints: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """windows (B, T) ids, u (B,) uniform [0, 1) draws -> transposed windows (B, T); with
+        ``hints`` (B, T) also the hints shifted alike (their tokens; lengths stay)."""
         k = self.max_shift
         if k == 0:
-            return windows
+            return windows if hints is None else (windows, hints)
+        shift = self.shifts(windows, u) + k
+        out = self.tables[shift.unsqueeze(1), windows]
+        if hints is None:
+            return out
+        v = self.tables.shape[1]
+        return out, hints - hints % v + self.tables[shift.unsqueeze(1), hints % v]
+
+    def shifts(self, windows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """(B,) semitones per window: uniform over the shifts that keep its pitches in range."""
+        k = self.max_shift
         p = self.pitch_of[windows]  # (B, T), -1 where not a pitch
         is_pitch = p >= 0
         lo_p = torch.where(is_pitch, p, _FAR).amin(dim=1)  # (B,)
         hi_p = torch.where(is_pitch, p, -_FAR).amax(dim=1)
         lo = torch.clamp(PITCH_MIN - lo_p, min=-k, max=0)  # lowest allowed shift
         hi = torch.clamp(PITCH_MAX - hi_p, min=0, max=k)
-        shift = lo + (u * (hi - lo + 1).to(u.dtype)).long().clamp(max=hi - lo)  # (B,) uniform in [lo, hi]
-        return self.tables[(shift + k).unsqueeze(1), windows]
+        return lo + (u * (hi - lo + 1).to(u.dtype)).long().clamp(max=hi - lo)  # (B,) uniform in [lo, hi]
 
 
 @dataclass
@@ -73,10 +86,14 @@ class WindowSampler:
     """Random windows of ``seq_len + 1`` tokens from a flat tensor, sharded across ranks."""
 
     def __init__(self, tokens: torch.Tensor, seq_len: int, batch_size: int, *, seed: int = 0,
-                 max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu") -> None:
+                 max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu",
+                 hints: torch.Tensor | None = None) -> None:
         if tokens.numel() < seq_len + 2:
             raise ValueError(f"{tokens.numel()} tokens cannot fill one window of {seq_len + 1}")
+        if hints is not None and hints.shape != tokens.shape:
+            raise ValueError(f"{hints.numel()} hints for {tokens.numel()} tokens")
         self.tokens = tokens.to(device)
+        self.hints = hints.to(device) if hints is not None else None
         self.seq_len, self.batch_size = seq_len, batch_size
         self.seed, self.world, self.rank = seed, world, rank
         self.device = torch.device(device)
@@ -107,10 +124,14 @@ class WindowSampler:
         draws = torch.rand(offsets.shape, generator=g)
         return EpochPlan(offsets, draws)
 
-    def batch(self, plan: EpochPlan, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets) of this rank at ``step``, each (batch, seq_len) int64 on the device."""
+    def batch(self, plan: EpochPlan, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(inputs, targets, input hints or None) of this rank at ``step``, each (batch, seq_len)
+        int64 on the device."""
         off = plan.offsets[step, self.rank].to(self.device, non_blocking=True)
-        win = self.tokens[off.unsqueeze(1) + self._arange]  # (B, T+1)
+        at = off.unsqueeze(1) + self._arange
+        win = self.tokens[at]  # (B, T+1)
+        hint = self.hints[at[:, :-1]] if self.hints is not None else None
         if self.transposer is not None:
-            win = self.transposer(win, plan.draws[step, self.rank].to(self.device, non_blocking=True))
-        return win[:, :-1], win[:, 1:]
+            u = plan.draws[step, self.rank].to(self.device, non_blocking=True)
+            win, hint = self.transposer(win, u, hint) if hint is not None else (self.transposer(win, u), None)
+        return win[:, :-1], win[:, 1:], hint

@@ -1,5 +1,9 @@
 """The melody model: Embedding -> stacked fused nn.LSTM with dropout -> Linear.
 
+With ``copy_hints`` each step's input also adds the embeddings of a copy hint
+(``composer.hints``: the token the melody's own longest earlier match predicts, and
+the match's length bucket); the LSTM learns when to follow it.
+
 Knows nothing about files or the command line. ``forward`` runs whole sequences
 through the fused (cuDNN/oneDNN) kernel for training; ``step`` advances one token
 for sampling with the same weights, as one ``addmm`` per layer over the
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from composer.config import ModelConfig
+from composer.hints import BUCKETS, hints
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 
@@ -24,6 +29,9 @@ class MelodyLSTM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
+        if cfg.copy_hints:
+            self.hint_token = nn.Embedding(cfg.vocab_size, cfg.embed_size)
+            self.hint_length = nn.Embedding(BUCKETS, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
         self.lstm = nn.LSTM(
             cfg.embed_size, cfg.hidden_size, cfg.num_layers,
@@ -37,11 +45,24 @@ class MelodyLSTM(nn.Module):
         nn.init.normal_(self.embed.weight, std=0.05)
         self._fused: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """ids (B, T) -> logits (B, T, V), new state."""
-        x = self.drop(self.embed(ids))  # (B, T, E)
+    def forward(self, ids: torch.Tensor, state: State | None = None,
+                hints: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> logits (B, T, V), new state; ``hints`` (B, T) with ``copy_hints``."""
+        x = self.embed(ids)  # (B, T, E)
+        if self.cfg.copy_hints:
+            x = x + self._hint_embed(self._need(hints))
+        x = self.drop(x)
         y, state = self.lstm(x, state)  # (B, T, H)
         return self._logits(self.drop(y)), state
+
+    def _need(self, hints: torch.Tensor | None) -> torch.Tensor:
+        if hints is None:
+            raise ValueError("this model reads copy hints: pass hints (composer.hints)")
+        return hints
+
+    def _hint_embed(self, hints: torch.Tensor) -> torch.Tensor:
+        v = self.cfg.vocab_size
+        return self.hint_token(hints % v) + self.hint_length(hints // v)
 
     def _logits(self, y: torch.Tensor) -> torch.Tensor:
         if self.proj is not None:
@@ -57,7 +78,8 @@ class MelodyLSTM(nn.Module):
     def fused_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per layer, cached for eval: layer 0 as (T (V, 4H), W_hh^T (H, 4H)) where T holds each
         token's input gates ``embed @ W_ih^T + b`` (a row lookup replaces a third of the layer's
-        multiply); every other layer as (W (H + H, 4H) = [W_ih; W_hh]^T, b = b_ih + b_hh)."""
+        multiply); every other layer as (W (H + H, 4H) = [W_ih; W_hh]^T, b = b_ih + b_hh).
+        With copy hints, two more tables follow: hint token and hint length -> input gates."""
         if self._fused is None or self.training:
             out = []
             for k in range(self.cfg.num_layers):
@@ -66,8 +88,12 @@ class MelodyLSTM(nn.Module):
                 b = getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")
                 if k == 0:
                     out.append((torch.addmm(b, self.embed.weight, w_ih.t()), w_hh.t().contiguous()))
+                    if self.cfg.copy_hints:
+                        hint_gates = (self.hint_token.weight @ w_ih.t(), self.hint_length.weight @ w_ih.t())
                 else:
                     out.append((torch.cat([w_ih, w_hh], dim=1).t().contiguous(), b.contiguous()))
+            if self.cfg.copy_hints:
+                out.append(hint_gates)
             if self.training:
                 return out
             self._fused = out
@@ -82,13 +108,23 @@ class MelodyLSTM(nn.Module):
         return super()._apply(fn, *args, **kwargs)
 
     @torch.no_grad()
-    def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One token per sequence: ids (B,) -> logits (B, V), new state. Eval mode only."""
+    def step(self, ids: torch.Tensor, state: State, hints: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """One token per sequence: ids (B,) -> logits (B, V), new state; ``hints`` (B,) with
+        ``copy_hints``. Eval mode only."""
         h, c = state
         hs, cs, x = [], [], h[0]  # (x: the layer below's output; layer 0 looks its input up)
-        for k, (w, b) in enumerate(self.fused_weights()):
+        layers = self.fused_weights()
+        if self.cfg.copy_hints:
+            layers, (by_token, by_length) = layers[:-1], layers[-1]
+            v = self.cfg.vocab_size
+            hints = self._need(hints)
+            extra = by_token.index_select(0, hints % v).add_(by_length.index_select(0, hints // v))
+        for k, (w, b) in enumerate(layers):
             if k == 0:  # w: gate table (V, 4H), b: W_hh^T
-                gates = torch.addmm(w.index_select(0, ids), h[0], b)  # (B, 4H): i, f, g, o
+                x0 = w.index_select(0, ids)
+                if self.cfg.copy_hints:
+                    x0 += extra
+                gates = torch.addmm(x0, h[0], b)  # (B, 4H): i, f, g, o
             else:
                 gates = torch.addmm(b, torch.cat([x, h[k]], dim=1), w)
             i, f, g, o = gates.chunk(4, dim=1)
@@ -104,5 +140,6 @@ class MelodyLSTM(nn.Module):
 
 def sequence_nll(model: MelodyLSTM, ids: torch.Tensor) -> torch.Tensor:
     """Summed negative log-likelihood (nats) of ids[1:] given ids[:-1]; ids (T,) one melody."""
-    logits, _ = model(ids[:-1].unsqueeze(0))
+    h = torch.from_numpy(hints(ids[:-1].tolist())).unsqueeze(0) if model.cfg.copy_hints else None
+    logits, _ = model(ids[:-1].unsqueeze(0), hints=h)
     return F.cross_entropy(logits[0].float(), ids[1:], reduction="sum")

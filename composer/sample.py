@@ -4,7 +4,8 @@ The LSTM state is carried and one token per sequence is fed per step through the
 model's fused-gate ``step``. Each draw is a Gumbel-max over ``logits / T`` with the
 grammar's mask (``composer.grammar``) applied, so every sequence stays well-formed at
 any temperature. Sequences that finish a span early keep their state frozen while
-the rest of the batch goes on. The log-likelihood of every token taken (model at
+the rest of the batch goes on. A model that reads copy hints gets them from one
+``composer.hints.Matcher`` per sequence, fed every token the model is fed. The log-likelihood of every token taken (model at
 temperature 1, no mask) is accumulated for ranking variations by bits per note.
 """
 
@@ -19,6 +20,7 @@ import torch
 
 from composer.errors import ComposerError, TokenizerError
 from composer.grammar import TABLES, Grammar, Grammar1, make_grammar
+from composer.hints import Matcher
 from composer.structure import Follower
 from composer.melody import PITCH_MAX, PITCH_MIN, Key, Melody, TimeSignature
 from composer.model import MelodyLSTM
@@ -85,6 +87,18 @@ class Sampler:
         self._hist_from = 0
         self._nll = torch.zeros(batch, dtype=torch.float64)
         self._blocked_t: torch.Tensor | None = None
+        self._matchers = [Matcher() for _ in range(batch)] if model.cfg.copy_hints else None
+        self._hint = np.zeros(batch, dtype=np.int64)
+
+    def _step(self, tok: torch.Tensor, tok_np: np.ndarray, state, rows: np.ndarray | None = None):
+        """model.step on ``tok`` (B',) for ``rows`` (None = all), with their copy hints."""
+        if self._matchers is None:
+            return self.model.step(tok, state)
+        rows_ = range(self.batch) if rows is None else rows.tolist()
+        for r in rows_:
+            self._hint[r] = self._matchers[r].push(int(tok_np[r]))
+        h = self._hint if rows is None else self._hint[rows]
+        return self.model.step(tok, state, torch.from_numpy(h.copy()))
 
     # --- one step -------------------------------------------------------------------------
     def _next_noise(self) -> int:
@@ -124,12 +138,13 @@ class Sampler:
         if len(self._hist) >= _FLUSH:
             self._flush()
         if keep is None:
-            self.logits, self.state = self.model.step(tok, self.state)
+            self.logits, self.state = self._step(tok, tok_np, self.state)
             return
         # Only the rows still going are stepped (the batch's tail costs what its live rows cost).
-        idx = torch.from_numpy(np.flatnonzero(keep))
+        rows = np.flatnonzero(keep)
+        idx = torch.from_numpy(rows)
         h, c = self.state
-        logits, (h1, c1) = self.model.step(tok.index_select(0, idx), (h.index_select(1, idx), c.index_select(1, idx)))
+        logits, (h1, c1) = self._step(tok.index_select(0, idx), tok_np, (h.index_select(1, idx), c.index_select(1, idx)), rows)
         self.logits = self.logits.index_copy(0, idx, logits)
         self.state = (h.index_copy(1, idx, h1), c.index_copy(1, idx, c1))
 
@@ -171,7 +186,7 @@ class Sampler:
         bos = torch.full((b,), v.bos, dtype=torch.long)
         self._toks.append((v.bos if b == 1 else bos.numpy(), None))
         self._hist_from = 1  # BOS is given, not predicted
-        self.logits, self.state = self.model.step(bos, self.state)
+        self.logits, self.state = self._step(bos, bos.numpy(), self.state)
         blocked = np.ones((b, len(v)), dtype=bool)
         blocked[:, [v.timesig_id(m) for m in meters]] = False
         ts = self._draw(torch.from_numpy(blocked))
@@ -255,6 +270,8 @@ class Sampler:
         tok_np = tok.numpy()
         step, hist, toks = self.model.step, self._hist, self._toks
         one = np.zeros(1, dtype=np.int64)
+        matcher = self._matchers[0] if self._matchers is not None else None
+        hint = torch.zeros(1, dtype=torch.long) if matcher is not None else None
         for _ in range(limit):
             g.mask()
             if follow is not None:
@@ -274,7 +291,9 @@ class Sampler:
             if len(hist) >= _FLUSH:
                 self._flush()
             tok_np[0] = t
-            self.logits, self.state = step(tok, self.state)
+            if matcher is not None:
+                hint[0] = matcher.push(t)
+            self.logits, self.state = step(tok, self.state, hint)
         raise ComposerError("sampling did not close its bars (grammar bug)")
 
     def _sample_batch(self, g: Grammar, final: bool, limit: int, follow: Follower | None) -> None:

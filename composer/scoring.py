@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from composer.hints import hints
 from composer.tokenizer import count_notes
 
 LN2 = math.log(2.0)
@@ -59,26 +60,33 @@ def token_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "
     in input order).
 
     Sequences are sorted by length so a batch wastes little on padding; long ones run in
-    ``chunk``-token slices with the state carried, bounding memory. The model is used as is
-    (call ``.eval()`` first for dropout-free scores)."""
+    ``chunk``-token slices with the state carried, bounding memory. A model that reads copy
+    hints gets them computed from each sequence. The model is used as is (call ``.eval()``
+    first for dropout-free scores)."""
     device = torch.device(device)
     lengths = np.array([len(s) for s in seqs])
     order = np.argsort(-lengths, kind="stable")
     out = [np.zeros(max(int(n) - 1, 0), dtype=np.float64) for n in lengths]
+    with_hints = model.cfg.copy_hints
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         t_max = int(lengths[idx[0]])
         if t_max < 2:
             continue
         ids = np.zeros((len(idx), t_max), dtype=np.int64)  # PAD = 0 past each end
+        hint = np.zeros_like(ids) if with_hints else None
         for r, i in enumerate(idx):
             ids[r, : lengths[i]] = seqs[i]
+            if with_hints:
+                hint[r, : lengths[i]] = hints(seqs[i])
         ids_t = torch.from_numpy(ids).to(device)
+        hint_t = torch.from_numpy(hint).to(device) if with_hints else None
         parts, state = [], None
         for s in range(0, t_max - 1, chunk):
             x = ids_t[:, s : min(s + chunk, t_max - 1)]
             y = ids_t[:, s + 1 : s + 1 + x.shape[1]]
-            logits, state = model(x, state)  # (B, t, V)
+            h = hint_t[:, s : s + x.shape[1]] if with_hints else None
+            logits, state = model(x, state, hints=h)  # (B, t, V)
             parts.append(F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none").double().cpu())
         nll = torch.cat(parts, dim=1).numpy()  # (B, t_max - 1)
         for r, i in enumerate(idx):

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from composer.batching import WindowSampler, flatten
 from composer.checkpoint import read_checkpoint, save_checkpoint
 from composer.errors import ComposerError
+from composer.hints import hints
 from composer.model import MelodyLSTM
 from composer.runs import RunFolder, rng_state, set_rng_state
 from composer.scoring import SequenceScore, make_score, sequence_nlls
@@ -146,8 +147,10 @@ class _Trainer:
                   {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}]
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99), fused=device.type in ("cpu", "cuda"))
         self.params = [p for _, p in named]
-        self.sampler = WindowSampler(flatten([f.ids for f in split.train]), cfg.seq_len, cfg.batch_size, seed=cfg.seed,
-                                     max_shift=cfg.max_transpose if cfg.augment else 0, world=world, rank=rank, device=device)
+        train_ids = [f.ids for f in split.train]
+        self.sampler = WindowSampler(flatten(train_ids), cfg.seq_len, cfg.batch_size, seed=cfg.seed,
+                                     max_shift=cfg.max_transpose if cfg.augment else 0, world=world, rank=rank,
+                                     device=device, hints=flatten([hints(s) for s in train_ids]) if cfg.copy_hints else None)
         self.val_ids = [np.asarray(f.ids, dtype=np.int64) for f in split.val]
         self.val_totals = make_score([0.0] * len(self.val_ids), self.val_ids)
         self.total_steps = cfg.epochs * self.sampler.steps_per_epoch
@@ -250,12 +253,12 @@ class _Trainer:
         n_acc, t_log = 0, time.perf_counter()
         tokens = cfg.batch_size * cfg.seq_len * self.world
         while self.step < plan.steps:
-            x, y = self.sampler.batch(plan, self.step)
+            x, y, h = self.sampler.batch(plan, self.step)
             lr = self._lr()
             for g in self.opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits, _ = self.net(x)  # (B, T, V)
+                logits, _ = self.net(x, hints=h)  # (B, T, V)
             loss = F.cross_entropy(logits.reshape(-1, v).float(), y.reshape(-1))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()

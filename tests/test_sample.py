@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from composer.config import ModelConfig
 from composer.errors import ComposerError, TokenizerError
+from composer.hints import hints
 from composer.melody import Key, Melody, Note, TimeSignature
 from composer.model import MelodyLSTM, sequence_nll
 from composer.plan import Plan, generate
@@ -19,10 +20,11 @@ from composer.tokenizer import VOCAB, encode
 METERS = [TimeSignature(4, 4), TimeSignature(3, 4), TimeSignature(6, 8), TimeSignature(2, 2), TimeSignature(9, 8)]
 
 
-@pytest.fixture(scope="module")
-def model() -> MelodyLSTM:
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "copy-hints"])
+def model(request) -> MelodyLSTM:
     torch.manual_seed(0)
-    m = MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=24, hidden_size=32, num_layers=2, dropout=0.1))
+    m = MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=24, hidden_size=32, num_layers=2, dropout=0.1,
+                               copy_hints=request.param))
     return m.eval()
 
 
@@ -40,11 +42,12 @@ def check(g, meter, bars, pitch_range=(21, 108)) -> Melody:
 
 
 def test_step_matches_nn_lstm(model):
-    ids = torch.randint(3, len(VOCAB), (3, 20), generator=gen(1))
-    full, _ = model(ids)
+    ids = torch.randint(3, 12, (3, 40), generator=gen(1))  # few distinct ids: long matches
+    h = torch.from_numpy(np.stack([hints(r.tolist()) for r in ids])) if model.cfg.copy_hints else None
+    full, _ = model(ids, hints=h)
     state = model.init_state(3)
     for t in range(ids.shape[1]):
-        logits, state = model.step(ids[:, t], state)
+        logits, state = model.step(ids[:, t], state, h[:, t] if h is not None else None)
         torch.testing.assert_close(logits, full[:, t], rtol=1e-4, atol=1e-5)
 
 

@@ -158,6 +158,7 @@ def _resume_command(name: str, runs_dir: str, world: int, extra: str = "") -> st
 @click.option("--embed", type=_SIZE, default=_D.embed, show_default=True, help="Token embedding size.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_D.dropout, show_default=True, help="Dropout in [0, 1).")
 @click.option("--tie/--no-tie", default=_D.tie, show_default=True, help="Share embedding and output weights.")
+@click.option("--copy-hints/--no-copy-hints", default=_D.copy_hints, show_default=True, help="Feed the LSTM the melody's own longest earlier match.")
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=_D.val_fraction, show_default=True, help="Share of files held out.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True, help="Seed: split, init, batches, dropout.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
