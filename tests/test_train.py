@@ -23,7 +23,7 @@ from composer.melody import PITCH_MAX, PITCH_MIN, Key, Melody, Note, TimeSignatu
 from composer.midi_io import write_midi
 from composer.model import MelodyLSTM, sequence_nll
 from composer.runs import export_model
-from composer.scoring import score_sequences
+from composer.scoring import score_sequences, token_nlls
 from composer.tokenizer import KEY, PITCH, VOCAB, encode
 from composer.train import TrainConfig, train
 
@@ -118,15 +118,18 @@ def test_transposition_keeps_pitches_in_range_and_shifts_the_key() -> None:
 
 # -- scoring ---------------------------------------------------------------------------------------------
 
-def test_batched_scores_equal_one_melody_at_a_time() -> None:
+@pytest.mark.parametrize("copy_hints", [False, True])
+def test_batched_scores_equal_one_melody_at_a_time(copy_hints) -> None:
     torch.manual_seed(0)
-    model = MelodyLSTM(ModelConfig(len(VOCAB), 16, 24, 2, 0.2)).eval()
+    model = MelodyLSTM(ModelConfig(len(VOCAB), 16, 24, 2, 0.2, copy_hints=copy_hints)).eval()
     rng = np.random.default_rng(1)
     seqs = [np.array(encode(make_melody(rng, bars=int(b)))) for b in rng.integers(1, 12, 7)]
     s = score_sequences(model, seqs, batch_size=3)
     with torch.no_grad():
         singles = [float(sequence_nll(model, torch.from_numpy(x))) for x in seqs]
     np.testing.assert_allclose(s.per_sequence, singles, rtol=1e-5)
+    chunked = [float(t.sum()) for t in token_nlls(model, seqs, batch_size=2, chunk=7)]  # state and hints carried
+    np.testing.assert_allclose(chunked, singles, rtol=1e-5)
     assert s.tokens == sum(len(x) - 1 for x in seqs)
     assert s.bits_per_note == pytest.approx(sum(singles) / np.log(2) / s.notes, rel=1e-5)
 
@@ -245,6 +248,7 @@ def test_cli_train_skips_bad_files_refuses_an_existing_run_and_exports(tmp_path,
     base = ["train", "--data", str(data), "--runs-dir", str(tmp_path / "runs"), "--name", "r", *CLI_TINY]
     r = CliRunner().invoke(main, [*base, "--epochs", "1"])
     assert r.exit_code == 0, r.output
+    assert "hint_token.weight" in weights(tmp_path / "runs" / "r" / "best.pt")  # copy hints are on by default
     assert "skipped junk.mid: " in r.output and "1 file skipped" in r.output
     assert "n-gram baseline" in r.output and "epoch 1: train loss" in r.output and "bits/note" in r.output
     assert "compose generate --checkpoint " in r.output and "best.pt --bars 16" in r.output
@@ -255,6 +259,10 @@ def test_cli_train_skips_bad_files_refuses_an_existing_run_and_exports(tmp_path,
     r = CliRunner().invoke(main, ["train", "--runs-dir", str(tmp_path / "runs"), "--name", "r",
                                   "--export", str(tmp_path / "m.pt")])
     assert r.exit_code == 0 and (tmp_path / "m.pt").exists(), r.output
+    r = CliRunner().invoke(main, [*base[:-len(CLI_TINY) - 2], "--name", "plain", *CLI_TINY, "--epochs", "1", "--no-copy-hints"])
+    assert r.exit_code == 0, r.output
+    plain, _ = load_model(tmp_path / "runs" / "plain" / "best.pt")
+    assert not plain.cfg.copy_hints and not hasattr(plain, "hint_token")
 
 
 def test_sigterm_saves_last_and_prints_the_resume_command(tmp_path, corpus) -> None:
