@@ -5,8 +5,9 @@ model's fused-gate ``step``. Each draw is a Gumbel-max over ``logits / T`` with 
 grammar's mask (``composer.grammar``) applied, so every sequence stays well-formed at
 any temperature. Sequences that finish a span early keep their state frozen while
 the rest of the batch goes on. A model that reads copy hints gets them from one
-``composer.hints.Matcher`` per sequence, fed every token the model is fed. The log-likelihood of every token taken (model at
-temperature 1, no mask) is accumulated for ranking variations by bits per note.
+``composer.hints.Matcher`` per sequence, fed every token the model is fed. The
+log-likelihood of every token taken (model at temperature 1, no mask) is accumulated
+for ranking variations by bits per note.
 """
 
 from __future__ import annotations
