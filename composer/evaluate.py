@@ -279,20 +279,21 @@ def generate_melodies(model, blob: dict, n: int, bars: int, seed: int = 0, form:
                       batch: int = 256) -> list[Melody]:
     """``n`` melodies of ``bars`` bars sampled at temperature 1 as ``compose generate`` samples
     them: the model choosing meter and key among those it was trained on (so the set reflects
-    the model's own distribution), each melody repeating bars like a random training tune
-    (``form=None``, when the checkpoint holds bar plans), with no planned repeats
-    (``form='free'``) or following a form such as 'AABB'."""
+    the model's own distribution); ``form`` None does what generate does by default
+    (``structure.default_form``), 'corpus' repeats bars like a random training tune, 'free'
+    plans no repeats, and a form such as 'AABB' repeats its sections."""
     import copy
 
     import torch
 
     from composer.plan import Plan, generate
-    from composer.structure import checkpoint_table, draw_plans
+    from composer.structure import checkpoint_table, default_form, draw_plans
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()  # the sampler steps on CPU tensors
-    table = checkpoint_table(blob) if form is None else None
-    plan = Plan(bars=bars, meters=_meters(blob), form="" if form in (None, "free") else form)
+    form = form or default_form(model, blob)
+    table = checkpoint_table(blob) if form == "corpus" else None
+    plan = Plan(bars=bars, meters=_meters(blob), form="" if form in ("corpus", "free") else form)
     gen = torch.Generator().manual_seed(seed)
     out: list[Melody] = []
     for start in range(0, n, batch):

@@ -118,7 +118,7 @@ def test_samples_against_validation_files(setup, tmp_path):
     assert s["generated"] == 4 and s["reference_openings"] == 2  # the two validation tunes
     assert 0 <= s["statistics"]["mean_overlap"] <= 1
     assert s["originality"]["available"] and len(s["originality"]["longest"]) == 4
-    assert set(s["variants"]) == {"free", "with AABB"}
+    assert set(s["variants"]) == {"free", "with AABB"} and s["default_form"] == "corpus"  # a plain LSTM follows plans
     assert all(0 <= v["mean_overlap"] <= 1 and "mean" in v["bar_repetition"] for v in s["variants"].values())
     saved = json.loads((tmp_path / "ev" / s["json"].split("/")[-1]).read_text())
     assert saved["statistics"] == s["statistics"]

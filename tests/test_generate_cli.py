@@ -176,6 +176,18 @@ def test_default_structure_comes_from_the_checkpoints_tunes(tmp_path):
     count = lambda text: sum(int(line.split(" repeated bars")[0].rsplit(" ", 1)[-1]) for line in text.splitlines() if "repeated bars" in line)  # noqa: E731
     assert count(res.output) > count(free.output) + 4
 
+    # A model that reads copy hints makes its own repeats: free by default, plans with --form corpus.
+    torch.manual_seed(0)
+    hinted = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2, copy_hints=True))
+    ckpt2 = save_checkpoint(tmp_path / "hinted" / "tiny.pt", hinted, extra={"data": DATA, "structure": plans})
+    assert gen((ckpt2, hinted), tmp_path, *args, out="h-default").exit_code == 0
+    corpus = gen((ckpt2, hinted), tmp_path, *args, "--form", "corpus", out="h-corpus")
+    assert corpus.exit_code == 0, corpus.output
+    assert repeats(tmp_path / "h-default") == [0] * 4 and repeats(tmp_path / "h-corpus") == [1] * 4
+    bare = save_checkpoint(tmp_path / "no-plans" / "tiny.pt", hinted, extra={"data": DATA})
+    r = gen((bare, hinted), tmp_path, *args, "--form", "corpus", out="none")
+    assert r.exit_code == 1 and "needs a checkpoint with bar plans" in r.output and not files(tmp_path / "none")
+
 
 def test_extra_renderings_and_missing_fluidsynth(tiny, tmp_path):
     res = CliRunner().invoke(main, ["generate", "-c", str(tiny[0]), "--outdir", str(tmp_path / "x"), "--bars", "4",

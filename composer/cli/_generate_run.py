@@ -84,10 +84,11 @@ def run(o: dict) -> None:
     if not 1 <= num <= MAX_NUM:
         raise ComposerError(f"--num must be between 1 and {MAX_NUM}, got {num}")
     form = (o["form"] or "").strip()
-    free = form.lower() == "free"  # no planned repeats: the model alone decides
-    form = "" if free else form
-    if free and (o["vary"] or o["section_bars"] is not None):
-        raise ComposerError("--vary and --section-bars need a form of sections such as --form AABB, not --form free")
+    # 'free': the model alone decides its repeats; 'corpus': bar plans of training tunes
+    mode = form.lower() if form.lower() in ("free", "corpus") else ""
+    form = "" if mode else form
+    if mode and (o["vary"] or o["section_bars"] is not None):
+        raise ComposerError(f"--vary and --section-bars need a form of sections such as --form AABB, not --form {mode}")
     bars, section = _sizes(o["bars"], form, o["section_bars"], o["vary"])
     if o["tempo"] is not None and not 20 <= o["tempo"] <= 400:
         raise ComposerError(f"--tempo must be between 20 and 400 beats per minute, got {o['tempo']:g}")
@@ -138,10 +139,14 @@ def run(o: dict) -> None:
     seed = o["seed"] if o["seed"] is not None else int.from_bytes(os.urandom(4), "little") % 1_000_000
     gen = torch.Generator().manual_seed(seed)
     structure = None
-    if not (form or free):  # (with a prime: a plan for the new bars)
-        from composer.structure import checkpoint_table, draw_plans
+    if not form:  # (with a prime: a plan for the new bars)
+        from composer.structure import checkpoint_table, default_form, draw_plans
 
-        structure = draw_plans(checkpoint_table(blob), num, bars, gen)
+        mode = mode or default_form(model, blob)
+        if mode == "corpus":
+            structure = draw_plans(checkpoint_table(blob), num, bars, gen)
+            if structure is None:
+                raise ComposerError("--form corpus needs a checkpoint with bar plans (trained by this version): use --form free")
     plan = Plan(bars=bars, meters=meters, keys=keys, prime=prime, key=key, form=form, vary=o["vary"],
                 sampling=sampling, structure=structure)
     results = generate(model, plan, num, gen)
@@ -168,7 +173,7 @@ def run(o: dict) -> None:
     def tempo_for(m) -> float:
         return o["tempo"] or (prime.tempo if prime else typical_tempo(m.time_signature, data))
 
-    form_note = o["form"].strip() if o["form"] and not free else "from a training tune" if structure else "free"
+    form_note = form if form else "from a training tune" if structure else "free"
     _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_for, wav_note, form_note)
     if wav_note:
         click.echo(f"note: no WAV written: {wav_note}", err=True)

@@ -56,7 +56,8 @@ def _samples_table(d: dict) -> None:
     variants, rvr = d.get("variants") or {}, d.get("real_vs_real")
     click.echo(f"{d['generated']} generated melodies vs {d['reference_openings']} real {d['bars']}-bar openings"
                f" (of {d['reference_melodies']} reference melodies); overlap of distributions, 1 = identical")
-    cols = [("generated", {k: f["overlap"] for k, f in st["features"].items()}, st["mean_overlap"])]
+    title = f"default ({d['default_form']})" if d.get("default_form") else "generated"
+    cols = [(title, {k: f["overlap"] for k, f in st["features"].items()}, st["mean_overlap"])]
     cols += [(label, v["overlaps"], v["mean_overlap"]) for label, v in variants.items()]
     if rvr:
         cols.append(("real vs real*", rvr["overlaps"], rvr["mean_overlap"]))
@@ -78,6 +79,9 @@ def _samples_table(d: dict) -> None:
         click.echo("originality: no copy index (the checkpoint's training files are not available)")
 
 
+_LABELS = {"free": "free", "corpus": "corpus plans"}  # variant column titles per --form mode
+
+
 def _free_stem(folder: Path, stem: str) -> str:
     """A stem whose .json and .png are both free."""
     n, cand = 2, stem
@@ -96,7 +100,7 @@ def _free_stem(folder: Path, stem: str) -> str:
 @click.option("--reference", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Real melodies for --samples [default: the checkpoint's validation files].")
 @click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True, help="Bars per generated melody.")
-@click.option("--form", default="AABB", show_default=True, help="Also generate with this form (and with no planned repeats) to compare bar repetition ('' to skip both).")
+@click.option("--form", default="AABB", show_default=True, help="Also generate with this form, and with the structure mode generate does not use by default (free or corpus plans), to compare bar repetition ('' to skip both).")
 @click.option("--max-copy", type=click.IntRange(1), default=12, show_default=True, help="Runs longer than this count as copies.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/evaluate"),
@@ -141,23 +145,27 @@ def command(folder, checkpoint, validation, baseline, samples, reference, bars, 
         ref = ev.reference_melodies(blob, reference, _progress("reading reference", as_json))
         if not any(m.n_bars >= bars for m in ref):
             fail(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
+        from composer.structure import checkpoint_table, default_form
+
         gen = ev.generate_melodies(model, blob, samples, bars, seed)
-        variants = [("free" if f == "free" else f"with {f}", ev.generate_melodies(model, blob, samples, bars, seed, form=f))
-                    for f in dict.fromkeys(["free", form]) if form]
+        default = default_form(model, blob)
+        other = "corpus" if default == "free" and checkpoint_table(blob) is not None else "free"
+        variants = [(_LABELS.get(f, f"with {f}"), ev.generate_melodies(model, blob, samples, bars, seed, form=f))
+                    for f in dict.fromkeys([other, form]) if form and f != default]
         index = load_index(ckpt, blob, _progress("indexing training tunes", as_json))
         rep = ev.compare_samples(gen, ref, bars, index, variants, max_copy)
         out.mkdir(parents=True, exist_ok=True)
         stem = _free_stem(out, f"evaluate-{Path(ckpt).stem}-{samples}x{bars}bars-seed{seed}")
-        data = {"checkpoint": str(ckpt), "seed": seed, **rep.data}
+        data = {"checkpoint": str(ckpt), "seed": seed, "default_form": default, **rep.data}
         from composer.files import atomic_write
 
         json_path = atomic_write(out / f"{stem}.json", json.dumps(data, indent=1).encode())
         png_path = plot(rep.comparison, out / f"{stem}.png")
-        result["samples"] = {**rep.data, "json": str(json_path), "png": str(png_path)}
+        result["samples"] = {**rep.data, "default_form": default, "json": str(json_path), "png": str(png_path)}
         if not as_json:
             if folder is not None or validation:
                 click.echo("")
-            _samples_table(rep.data)
+            _samples_table({**rep.data, "default_form": default})
             click.echo(f"wrote {json_path}\nwrote {png_path}")
     if as_json:
         click.echo(json.dumps(result, indent=1))

@@ -119,8 +119,9 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
 @click.option("--program", default="0", show_default=True, help="General MIDI instrument: number 0-127 or a name (flute, violin).")
 @click.option("--pitch-range", help="Hard limit for new notes, LOW-HIGH such as C4-G5 [default: the model's whole range].")
 @click.option("--prime", type=click.Path(dir_okay=False, path_type=Path), help="A MIDI melody to continue: its bars are kept, --bars new ones follow.")
-@click.option("--form", default="", help="Sections such as AABB (a repeated letter repeats its section), or 'free' for "
-              "no planned repeats [default: each melody repeats bars the way a random training tune does].")
+@click.option("--form", default="", help="Sections such as AABB (a repeated letter repeats its section); 'free': the model "
+              "alone decides what repeats; 'corpus': each melody repeats bars the way a random training tune does "
+              "[default: free for models with copy hints, like the shipped one; else corpus].")
 @click.option("--section-bars", type=int, default=None, help="Bars per --form section [default: --bars / sections, else 4].")
 @click.option("--vary", is_flag=True, help="With --form: a repeated section gets a new last bar.")
 @click.option("--max-copy", type=int, default=12, show_default=True, help="Resample melodies that copy more than N notes of a training tune (0 = off).")
@@ -137,7 +138,7 @@ def command(**opts) -> None:
     compose generate --bars 16
     compose generate --key Dm --time-signature 6/8 --num 8 --seed 42
     compose generate --form AABB --section-bars 8 --program flute --pitch-range C4-G5
-    compose generate --form free --temperature 1.2          no planned repeats
+    compose generate --form corpus --temperature 1.2        bars repeat as in a training tune
     compose generate --prime my_tune.mid --bars 8 --musicxml --png
     """
     from composer.cli._generate_run import run
