@@ -17,7 +17,8 @@ def _check(cond: bool, msg: str) -> None:
 class TrainConfig:
     data: str = "midi_corpus"  # folder of MIDI files, searched recursively
     # Model: the defaults suit the 12-minute default run on a 2-core CPU (measured on midi_corpus/
-    # on a busy machine: 3.13 validation bits/note against 4.14 for the n-gram baseline).
+    # on a busy machine: 2.14 validation bits/note with copy hints, 3.13 without, against 4.14
+    # for the n-gram baseline).
     layers: int = 2  # stacked LSTM layers
     hidden: int = 256  # LSTM state width
     embed: int = 128  # token embedding width
