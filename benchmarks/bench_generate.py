@@ -34,7 +34,11 @@ def _model():
     if DEFAULT_MODEL.is_file():
         model, blob = load_model(None)
         c = model.cfg
-        return model, None, f"default model {c.num_layers}x{c.hidden_size}", blob["extra"].get("structure")
+        from composer.structure import checkpoint_table, default_form
+
+        plans = checkpoint_table(blob) if default_form(model, blob) == "corpus" else None  # as generate samples
+        hinted = " with copy hints" if c.copy_hints else ""
+        return model, None, f"default model {c.num_layers}x{c.hidden_size}{hinted}", plans
     torch.manual_seed(0)
     model = MelodyLSTM(ModelConfig()).eval()
     path = Path(tempfile.mkdtemp()) / "standin.pt"

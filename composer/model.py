@@ -79,7 +79,8 @@ class MelodyLSTM(nn.Module):
         """Per layer, cached for eval: layer 0 as (T (V, 4H), W_hh^T (H, 4H)) where T holds each
         token's input gates ``embed @ W_ih^T + b`` (a row lookup replaces a third of the layer's
         multiply); every other layer as (W (H + H, 4H) = [W_ih; W_hh]^T, b = b_ih + b_hh).
-        With copy hints, two more tables follow: hint token and hint length -> input gates."""
+        With copy hints a last entry holds one table more: each hint's (bucket * V + token) input
+        gates (a few MB; one row lookup per step instead of five small ops)."""
         if self._fused is None or self.training:
             out = []
             for k in range(self.cfg.num_layers):
@@ -89,7 +90,8 @@ class MelodyLSTM(nn.Module):
                 if k == 0:
                     out.append((torch.addmm(b, self.embed.weight, w_ih.t()), w_hh.t().contiguous()))
                     if self.cfg.copy_hints:
-                        hint_gates = (self.hint_token.weight @ w_ih.t(), self.hint_length.weight @ w_ih.t())
+                        both = self.hint_length.weight[:, None, :] + self.hint_token.weight[None, :, :]  # (BUCKETS, V, E)
+                        hint_gates = (both.reshape(-1, both.shape[-1]) @ w_ih.t(),)
                 else:
                     out.append((torch.cat([w_ih, w_hh], dim=1).t().contiguous(), b.contiguous()))
             if self.cfg.copy_hints:
@@ -115,15 +117,13 @@ class MelodyLSTM(nn.Module):
         hs, cs, x = [], [], h[0]  # (x: the layer below's output; layer 0 looks its input up)
         layers = self.fused_weights()
         if self.cfg.copy_hints:
-            layers, (by_token, by_length) = layers[:-1], layers[-1]
-            v = self.cfg.vocab_size
-            hints = self._need(hints)
-            extra = by_token.index_select(0, hints % v).add_(by_length.index_select(0, hints // v))
+            layers, (by_hint,) = layers[:-1], layers[-1]
+            by_hint = by_hint.index_select(0, self._need(hints))
         for k, (w, b) in enumerate(layers):
             if k == 0:  # w: gate table (V, 4H), b: W_hh^T
                 x0 = w.index_select(0, ids)
                 if self.cfg.copy_hints:
-                    x0 += extra
+                    x0 += by_hint
                 gates = torch.addmm(x0, h[0], b)  # (B, 4H): i, f, g, o
             else:
                 gates = torch.addmm(b, torch.cat([x, h[k]], dim=1), w)

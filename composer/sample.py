@@ -95,9 +95,9 @@ class Sampler:
         """model.step on ``tok`` (B',) for ``rows`` (None = all), with their copy hints."""
         if self._matchers is None:
             return self.model.step(tok, state)
-        rows_ = range(self.batch) if rows is None else rows.tolist()
-        for r in rows_:
-            self._hint[r] = self._matchers[r].push(int(tok_np[r]))
+        toks, ms, hint = tok_np.tolist(), self._matchers, self._hint
+        for r in range(self.batch) if rows is None else rows.tolist():
+            hint[r] = ms[r].push(toks[r])
         h = self._hint if rows is None else self._hint[rows]
         return self.model.step(tok, state, torch.from_numpy(h.copy()))
 
@@ -273,6 +273,7 @@ class Sampler:
         one = np.zeros(1, dtype=np.int64)
         matcher = self._matchers[0] if self._matchers is not None else None
         hint = torch.zeros(1, dtype=torch.long) if matcher is not None else None
+        hint_np = hint.numpy() if hint is not None else None
         for _ in range(limit):
             g.mask()
             if follow is not None:
@@ -293,7 +294,7 @@ class Sampler:
                 self._flush()
             tok_np[0] = t
             if matcher is not None:
-                hint[0] = matcher.push(t)
+                hint_np[0] = matcher.push(t)
             self.logits, self.state = step(tok, self.state, hint)
         raise ComposerError("sampling did not close its bars (grammar bug)")
 
