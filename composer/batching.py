@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from composer.hints import V, split_hints
 from composer.melody import PITCH_MAX, PITCH_MIN
 from composer.tokenizer import PITCH, VOCAB, Vocab
 
@@ -55,8 +56,8 @@ class Transposer:
         out = self.tables[shift.unsqueeze(1), windows]
         if hints is None:
             return out
-        v = self.tables.shape[1]
-        return out, hints - hints % v + self.tables[shift.unsqueeze(1), hints % v]
+        bucket, token = split_hints(hints)
+        return out, bucket * V + self.tables[shift.unsqueeze(1), token]
 
     def shifts(self, windows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """(B,) semitones per window: uniform over the shifts that keep its pitches in range."""

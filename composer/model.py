@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from composer.config import ModelConfig
-from composer.hints import BUCKETS, hints
+from composer.hints import BUCKETS, hints, split_hints
+from composer.hints import V as HINT_V
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 
@@ -30,6 +31,8 @@ class MelodyLSTM(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
         if cfg.copy_hints:
+            if cfg.vocab_size != HINT_V:
+                raise ValueError(f"copy hints encode the tokenizer's {HINT_V} ids, not {cfg.vocab_size}")
             self.hint_token = nn.Embedding(cfg.vocab_size, cfg.embed_size)
             self.hint_length = nn.Embedding(BUCKETS, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
@@ -61,8 +64,8 @@ class MelodyLSTM(nn.Module):
         return hints
 
     def _hint_embed(self, hints: torch.Tensor) -> torch.Tensor:
-        v = self.cfg.vocab_size
-        return self.hint_token(hints % v) + self.hint_length(hints // v)
+        bucket, token = split_hints(hints)
+        return self.hint_token(token) + self.hint_length(bucket)
 
     def _logits(self, y: torch.Tensor) -> torch.Tensor:
         if self.proj is not None:

@@ -154,18 +154,19 @@ def command(folder, checkpoint, validation, baseline, samples, reference, bars, 
                     for f in dict.fromkeys([other, form]) if form and f != default]
         index = load_index(ckpt, blob, _progress("indexing training tunes", as_json))
         rep = ev.compare_samples(gen, ref, bars, index, variants, max_copy)
+        found = {"default_form": default, **rep.data}
         out.mkdir(parents=True, exist_ok=True)
         stem = _free_stem(out, f"evaluate-{Path(ckpt).stem}-{samples}x{bars}bars-seed{seed}")
-        data = {"checkpoint": str(ckpt), "seed": seed, "default_form": default, **rep.data}
+        data = {"checkpoint": str(ckpt), "seed": seed, **found}
         from composer.files import atomic_write
 
         json_path = atomic_write(out / f"{stem}.json", json.dumps(data, indent=1).encode())
         png_path = plot(rep.comparison, out / f"{stem}.png")
-        result["samples"] = {**rep.data, "default_form": default, "json": str(json_path), "png": str(png_path)}
+        result["samples"] = {**found, "json": str(json_path), "png": str(png_path)}
         if not as_json:
             if folder is not None or validation:
                 click.echo("")
-            _samples_table({**rep.data, "default_form": default})
+            _samples_table(found)
             click.echo(f"wrote {json_path}\nwrote {png_path}")
     if as_json:
         click.echo(json.dumps(result, indent=1))
