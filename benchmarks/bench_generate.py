@@ -27,14 +27,14 @@ def _model():
     """(model, checkpoint path or None, label, bar plans or None): the default model, else a stand-in."""
     import torch
 
-    from composer.checkpoint import DEFAULT_MODEL, load_model, save_checkpoint
-    from composer.config import ModelConfig
-    from composer.model import MelodyLSTM
+    from composer.model.checkpoint import DEFAULT_MODEL, load_model, save_checkpoint
+    from composer.model.config import ModelConfig
+    from composer.model.network import MelodyLSTM
 
     if DEFAULT_MODEL.is_file():
         model, blob = load_model(None)
         c = model.cfg
-        from composer.structure import checkpoint_table, default_form
+        from composer.generate.structure import checkpoint_table, default_form
 
         plans = checkpoint_table(blob) if default_form(model, blob) == "corpus" else None  # as generate samples
         hinted = " with copy hints" if c.copy_hints else ""
@@ -52,9 +52,9 @@ def sampling_vs_bare_step(model, repeats: int, bars: int, table=None) -> tuple[f
     back (alternating which goes first) so they share the machine's load; medians are reported."""
     import torch
 
-    from composer.melody import TimeSignature
-    from composer.sample import Sampler, SamplingConfig
-    from composer.structure import draw_plans
+    from composer.music.melody import TimeSignature
+    from composer.generate.sample import Sampler, SamplingConfig
+    from composer.generate.structure import draw_plans
 
     plans = draw_plans(table, 1, bars, torch.Generator().manual_seed(0))
 
@@ -139,8 +139,8 @@ def run(quick: bool = False) -> list[dict]:
         {"name": f"sampling batch 1 tokens/s ({label})", "value": s_tps, "target": "-", "unit": "tok/s"},
         {"name": f"bare fused-gate step tokens/s ({label})", "value": b_tps, "target": "-", "unit": "tok/s"},
     ]
-    from composer.config import ModelConfig
-    from composer.model import MelodyLSTM
+    from composer.model.config import ModelConfig
+    from composer.model.network import MelodyLSTM
 
     small = MelodyLSTM(ModelConfig(embed_size=256, hidden_size=256, num_layers=2)).eval()  # overhead shows most here
     s_tps, b_tps, ratio = sampling_vs_bare_step(small, 5 if quick else 15, 16 if quick else 64)

@@ -1,6 +1,6 @@
 """Tokenizer speed, measured in one run against references on the same files.
 
-- ours: composer.midi_io.read_report + composer.tokenizer.encode, per file
+- ours: composer.music.midi_io.read_report + composer.tokens.tokenizer.encode, per file
 - MidiTok REMI with its default TokenizerConfig, tokenizing the same files from disk
 - pretty_midi: parsing the file alone (no tokenizing)
 - load_corpus on the folk corpus: cold (empty cache, worker processes) vs cached
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def folk_files(quick: bool) -> list[Path]:
-    from composer.corpus import find_midi_files
+    from composer.data.corpus import find_midi_files
 
     folder = ROOT / "midi_corpus"
     files = find_midi_files(folder) if folder.is_dir() else []
@@ -44,8 +44,8 @@ def multitrack_files() -> list[Path]:
 
 
 def _ours(path: Path) -> None:
-    from composer.midi_io import read_report
-    from composer.tokenizer import encode
+    from composer.music.midi_io import read_report
+    from composer.tokens.tokenizer import encode
 
     encode(read_report(path).melody)
 
@@ -80,7 +80,7 @@ def time_per_file(files: list[Path], repeats: int) -> dict[str, float]:
 
 def cache_ratio(files: list[Path]) -> tuple[float, float]:
     """(cold seconds, cached seconds) of load_corpus on a copy of ``files``."""
-    from composer.corpus import load_corpus
+    from composer.data.corpus import load_corpus
 
     with tempfile.TemporaryDirectory() as tmp:
         data, cache = Path(tmp) / "data", Path(tmp) / "cache"

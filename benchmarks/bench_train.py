@@ -21,14 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from composer.corpus import TokenizedFile
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.model import MelodyLSTM
-from composer.runs import RunFolder
-from composer.tokenizer import VOCAB, count_notes, encode
-from composer.train import Progress, _Trainer
-from composer.train_config import TrainConfig
-from composer.train_setup import DataSplit, resolve_device
+from composer.data.corpus import TokenizedFile
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.model.network import MelodyLSTM
+from composer.train.runs import RunFolder
+from composer.tokens.tokenizer import VOCAB, count_notes, encode
+from composer.train.loop import Progress, _Trainer
+from composer.train.config import TrainConfig
+from composer.train.data import DataSplit, resolve_device
 
 
 def _files(n: int, seed: int = 0) -> list[TokenizedFile]:

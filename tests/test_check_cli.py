@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from composer.cli import main
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import read_melody, write_midi
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import read_melody, write_midi
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import composer.corpus as corpus_mod
-from composer.corpus import Corpus, TokenizedFile, find_midi_files, load_corpus, split_files
+import composer.data.corpus as corpus_mod
+from composer.data.corpus import Corpus, TokenizedFile, find_midi_files, load_corpus, split_files
 from composer.errors import CorpusError
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import melody_to_bytes, read_melody, write_midi
-from composer.tokenizer import TOKENIZER_VERSION, decode
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import melody_to_bytes, read_melody, write_midi
+from composer.tokens.tokenizer import TOKENIZER_VERSION, decode
 
 
 def _melody(seed: int, meter: str = "4/4", bars: int = 4) -> Melody:

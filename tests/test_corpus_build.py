@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from composer.cli import main
-from composer.corpus_build import (
+from composer.data.build import (
     MANIFEST_COLUMNS,
     Tune,
     _declared_meters,
@@ -19,8 +19,8 @@ from composer.corpus_build import (
     midi_text,
     select,
 )
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import read_report, write_midi
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import read_report, write_midi
 
 music21 = pytest.importorskip("music21")
 
@@ -174,7 +174,7 @@ def test_cli_builds_a_small_corpus(tmp_path):
     ("C D|E F:|\n|:G A|B c|]", "C D E F C D E F G A B C"),  # start never closed: played once
 ])
 def test_repeats_are_read_as_players_read_them(body, played):
-    from composer.score_melody import _close_repeats
+    from composer.music.score import _close_repeats
 
     part = music21.converter.parseData(f"X:1\nT:t\nM:2/4\nL:1/4\nK:C\n{body}\n", format="abc").parts[0]
     _close_repeats(part)

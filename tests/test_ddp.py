@@ -10,9 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import write_midi
-from composer.train import TrainConfig, train
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import write_midi
+from composer.train.loop import TrainConfig, train
 
 
 def _corpus(folder: Path, n: int = 12) -> Path:

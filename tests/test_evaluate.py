@@ -10,16 +10,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from composer.checkpoint import save_checkpoint
+from composer.model.checkpoint import save_checkpoint
 from composer.cli import main
-from composer.config import ModelConfig
-from composer.checkpoint import load_model
-from composer.evaluate import compare_samples, generate_melodies, originality, real_vs_real
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import write_midi
-from composer.model import MelodyLSTM, sequence_nll
-from composer.originality import CopyIndex
-from composer.tokenizer import VOCAB, encode
+from composer.model.config import ModelConfig
+from composer.model.checkpoint import load_model
+from composer.evaluate.report import compare_samples, generate_melodies, originality, real_vs_real
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import write_midi
+from composer.model.network import MelodyLSTM, sequence_nll
+from composer.data.copyindex import CopyIndex
+from composer.tokens.tokenizer import VOCAB, encode
 
 TS = TimeSignature(6, 8)
 

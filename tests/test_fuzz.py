@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from composer.errors import ComposerError, MidiError
-from composer.midi_io import read_report
-from composer.tokenizer import decode, encode
+from composer.music.midi_io import read_report
+from composer.tokens.tokenizer import decode, encode
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL = sorted((FIXTURES / "real").glob("*.mid"))
@@ -227,8 +227,8 @@ def absurd_files(folder: Path) -> dict[str, bytes]:
 CHILD = """
 import json, resource, sys, time
 from composer.errors import ComposerError
-from composer.midi_io import read_report
-from composer.tokenizer import encode
+from composer.music.midi_io import read_report
+from composer.tokens.tokenizer import encode
 out = {}
 for p in sys.argv[1:]:
     t = time.perf_counter()

@@ -11,14 +11,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from composer.checkpoint import DEFAULT_MODEL, save_checkpoint
+from composer.model.checkpoint import DEFAULT_MODEL, save_checkpoint
 from composer.cli import main
 from composer.cli.generate import _claim
-from composer.config import ModelConfig
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import read_melody, write_midi
-from composer.model import MelodyLSTM
-from composer.render import wav_available
+from composer.model.config import ModelConfig
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import read_melody, write_midi
+from composer.model.network import MelodyLSTM
+from composer.music.render import wav_available
 
 DATA = {"meters": {"6/8": 120, "4/4": 90, "3/4": 40, "5/4": 1}, "keys": {"G": 60, "D": 50, "Em": 30, "Am": 25, "Bbm": 1}}
 

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composer.errors import TokenizerError
-from composer.grammar import TABLES, Grammar, Grammar1, make_grammar
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.tokenizer import DUR, MAX_DUR, PITCH, POS, VOCAB, decode, encode
+from composer.tokens.grammar import TABLES, Grammar, Grammar1, make_grammar
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.tokens.tokenizer import DUR, MAX_DUR, PITCH, POS, VOCAB, decode, encode
 
 V = VOCAB
 METERS = [TimeSignature(4, 4), TimeSignature(3, 4), TimeSignature(6, 8), TimeSignature(2, 2), TimeSignature(7, 8), TimeSignature(5, 16)]

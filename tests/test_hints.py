@@ -6,11 +6,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer.batching import Transposer, WindowSampler, flatten
-from composer.hints import BUCKETS, EDGES, NONE, V, Matcher, hints, split_hints
-from composer.midi_io import read_melody
-from composer.tokenizer import PITCH, VOCAB, encode
-from composer.train_config import TrainConfig
+from composer.train.batching import Transposer, WindowSampler, flatten
+from composer.model.hints import BUCKETS, EDGES, NONE, V, Matcher, hints, split_hints
+from composer.music.midi_io import read_melody
+from composer.tokens.tokenizer import PITCH, VOCAB, encode
+from composer.train.config import TrainConfig
 
 
 def brute_force(seq: list[int]) -> list[int]:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer.match import EDGES, MatchMixer, match_features, mixed_nlls
+from composer.evaluate.match import EDGES, MatchMixer, match_features, mixed_nlls
 
 
 def brute(seq, window=10**9):

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composer.errors import ComposerError, MidiError
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import melody_to_bytes, read_melody, read_report, write_midi
-from composer.tokenizer import decode, encode
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import melody_to_bytes, read_melody, read_report, write_midi
+from composer.tokens.tokenizer import decode, encode
 from test_tokenizer import melodies
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -107,7 +107,7 @@ def test_written_file_as_pretty_midi_and_mido_see_it(tmp_path: Path):
 
 @given(st.integers(0, 0x0FFFFFFF))
 def test_varlen_round_trip(n: int):
-    from composer.smf import varlen
+    from composer.music.smf import varlen
 
     b = varlen(n)
     value = 0
@@ -315,7 +315,7 @@ def test_missing_file_and_folder(tmp_path: Path):
 
 
 def test_too_many_notes_is_refused(tmp_path: Path, monkeypatch):
-    import composer.midi_io as midi_io
+    import composer.music.midi_io as midi_io
 
     p = write_ticks(tmp_path / "many.mid", [{"name": "Lead", "notes": line([(i, 1, 60) for i in range(300)])}])
     monkeypatch.setattr(midi_io, "MAX_NOTES", 299)

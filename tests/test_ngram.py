@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer.ngram import NGramModel, best_order
+from composer.model.ngram import NGramModel, best_order
 
 V = 10  # small vocabulary: 0 = PAD, 1 = BOS, 2 = EOS, 3.. = symbols
 

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from composer.errors import ComposerError
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.midi_io import write_midi
-from composer.originality import CopyIndex, index_path, load_index, suffix_array, symbols
-from composer.tokenizer import encode
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.midi_io import write_midi
+from composer.data.copyindex import CopyIndex, index_path, load_index, suffix_array, symbols
+from composer.tokens.tokenizer import encode
 
 TS = TimeSignature(4, 4)
 

@@ -23,14 +23,14 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer import checkpoint as ckpt_mod
-from composer.checkpoint import load_model, read_checkpoint, save_checkpoint
+from composer.model import checkpoint as ckpt_mod
+from composer.model.checkpoint import load_model, read_checkpoint, save_checkpoint
 from composer.cli import main
-from composer.config import ModelConfig
+from composer.model.config import ModelConfig
 from composer.errors import CheckpointError, ComposerError
 from composer.files import safe_name
-from composer.midi_io import read_melody, write_midi
-from composer.model import MelodyLSTM
+from composer.music.midi_io import read_melody, write_midi
+from composer.model.network import MelodyLSTM
 from test_fuzz import mc, raw_track
 from test_train import make_melody
 
@@ -175,9 +175,9 @@ KILLER = r"""
 import json, os, random, signal, sys, time
 import torch
 torch.set_num_threads(1)
-from composer.checkpoint import load_model, read_checkpoint, save_checkpoint
-from composer.config import ModelConfig
-from composer.model import MelodyLSTM
+from composer.model.checkpoint import load_model, read_checkpoint, save_checkpoint
+from composer.model.config import ModelConfig
+from composer.model.network import MelodyLSTM
 folder = sys.argv[1]
 path = os.path.join(folder, "last.pt")
 torch.manual_seed(0)
@@ -389,8 +389,8 @@ def rss_bytes() -> int:
 
 
 def test_a_thousand_generations_do_not_grow_memory(tmp_path: Path):
-    from composer.melody import TimeSignature
-    from composer.plan import Plan, generate
+    from composer.music.melody import TimeSignature
+    from composer.generate.plan import Plan, generate
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -8,14 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer.config import ModelConfig
+from composer.model.config import ModelConfig
 from composer.errors import ComposerError, TokenizerError
-from composer.hints import hints
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.model import MelodyLSTM, sequence_nll
-from composer.plan import Plan, generate
-from composer.sample import Sampler, SamplingConfig
-from composer.tokenizer import VOCAB, encode
+from composer.model.hints import hints
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.model.network import MelodyLSTM, sequence_nll
+from composer.generate.plan import Plan, generate
+from composer.generate.sample import Sampler, SamplingConfig
+from composer.tokens.tokenizer import VOCAB, encode
 
 METERS = [TimeSignature(4, 4), TimeSignature(3, 4), TimeSignature(6, 8), TimeSignature(2, 2), TimeSignature(9, 8)]
 

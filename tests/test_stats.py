@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from composer.errors import ComposerError
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.stats import FEATURES, bar_repetition, compare, melody_scalars, openings, plot
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.evaluate.stats import FEATURES, bar_repetition, compare, melody_scalars, openings, plot
 
 TS = TimeSignature(4, 4)
 

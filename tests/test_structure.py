@@ -6,15 +6,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer.config import ModelConfig
+from composer.model.config import ModelConfig
 from composer.errors import ComposerError
-from composer.melody import Key, Melody, Note, TimeSignature
-from composer.model import MelodyLSTM, sequence_nll
-from composer.plan import Plan, generate
-from composer.sample import SamplingConfig
-from composer.stats import bar_repetition, repeated_bars
-from composer.structure import COPY, ECHO, FRESH, bar_plan, draw_plans, plan_table, repeated_share
-from composer.tokenizer import VOCAB
+from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.model.network import MelodyLSTM, sequence_nll
+from composer.generate.plan import Plan, generate
+from composer.generate.sample import SamplingConfig
+from composer.evaluate.stats import bar_repetition, repeated_bars
+from composer.generate.structure import COPY, ECHO, FRESH, bar_plan, draw_plans, plan_table, repeated_share
+from composer.tokens.tokenizer import VOCAB
 from test_tokenizer import melodies
 
 TS = TimeSignature(3, 4)  # 36 steps a bar

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composer.errors import TokenizerError
-from composer.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature,
+from composer.music.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature,
                              estimate_key, parse_pitch, pitch_name, transpositions)
-from composer.tokenizer import (BAR, DUR, KEY, MAX_DUR, PITCH, POS, TIMESIG, TOKENIZER_VERSION, VOCAB, Vocab,
+from composer.tokens.tokenizer import (BAR, DUR, KEY, MAX_DUR, PITCH, POS, TIMESIG, TOKENIZER_VERSION, VOCAB, Vocab,
                                 count_notes, decode, encode, supported_meters)
 
 METERS = supported_meters()

@@ -14,18 +14,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from composer.batching import Transposer, WindowSampler, flatten
-from composer.checkpoint import load_model, read_checkpoint
+from composer.train.batching import Transposer, WindowSampler, flatten
+from composer.model.checkpoint import load_model, read_checkpoint
 from composer.cli import main
-from composer.config import ModelConfig
+from composer.model.config import ModelConfig
 from composer.errors import ComposerError
-from composer.melody import PITCH_MAX, PITCH_MIN, Key, Melody, Note, TimeSignature
-from composer.midi_io import write_midi
-from composer.model import MelodyLSTM, sequence_nll
-from composer.runs import export_model
-from composer.scoring import score_sequences, token_nlls
-from composer.tokenizer import KEY, PITCH, VOCAB, encode
-from composer.train import TrainConfig, train
+from composer.music.melody import PITCH_MAX, PITCH_MIN, Key, Melody, Note, TimeSignature
+from composer.music.midi_io import write_midi
+from composer.model.network import MelodyLSTM, sequence_nll
+from composer.train.runs import export_model
+from composer.model.scoring import score_sequences, token_nlls
+from composer.tokens.tokenizer import KEY, PITCH, VOCAB, encode
+from composer.train.loop import TrainConfig, train
 
 TINY = dict(layers=1, hidden=24, embed=16, batch_size=4, seq_len=24, epochs=2, max_minutes=None,
             warmup_steps=2, workers=1, threads=1, log_every=3)

@@ -41,7 +41,7 @@ def _sizes(bars: int | None, form: str, section: int | None, vary: bool) -> tupl
 
 
 def _load(checkpoint: Path | None):
-    from composer.checkpoint import DEFAULT_MODEL, load_model
+    from composer.model.checkpoint import DEFAULT_MODEL, load_model
 
     if checkpoint is None and not DEFAULT_MODEL.is_file():
         raise ComposerError(f"no default model is installed ({DEFAULT_MODEL} is missing): train one with "
@@ -54,7 +54,7 @@ def _guard_copies(model, plan, results, index, max_copy: int, gen, skip_bars: in
     more than ``max_copy`` notes of a training tune; returns (results, copies, resampled)."""
     from dataclasses import replace
 
-    from composer.plan import generate
+    from composer.generate.plan import generate
 
     def copies(rs):
         mels = [r.melody() for r in rs]
@@ -76,9 +76,9 @@ def _guard_copies(model, plan, results, index, max_copy: int, gen, skip_bars: in
 
 def run(o: dict) -> None:
     """Validate every option, sample, guard originality, rank and write the files."""
-    from composer.melody import Key, TimeSignature
-    from composer.midi_io import read_melody
-    from composer.tokenizer import VOCAB
+    from composer.music.melody import Key, TimeSignature
+    from composer.music.midi_io import read_melody
+    from composer.tokens.tokenizer import VOCAB
 
     num = o["num"]
     if not 1 <= num <= MAX_NUM:
@@ -115,15 +115,15 @@ def run(o: dict) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch  # only now: bad options above fail without the import's seconds
 
-    from composer.plan import Plan, generate
-    from composer.sample import SamplingConfig
+    from composer.generate.plan import Plan, generate
+    from composer.generate.sample import SamplingConfig
 
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(sampling_threads(num))
     sampling = SamplingConfig(o["temperature"], o["top_k"], o["top_p"], pitch_range)
     wav_note = None
     if o["wav"]:
-        from composer.render import wav_available
+        from composer.music.render import wav_available
 
         wav_note = wav_available()
     suffixes = [".mid"] + [s for s, on in ((".musicxml", o["musicxml"]), (".wav", o["wav"] and not wav_note), (".png", o["png"])) if on]
@@ -140,7 +140,7 @@ def run(o: dict) -> None:
     gen = torch.Generator().manual_seed(seed)
     structure = None
     if not form:  # (with a prime: a plan for the new bars)
-        from composer.structure import checkpoint_table, default_form, draw_plans
+        from composer.generate.structure import checkpoint_table, default_form, draw_plans
 
         mode = mode or default_form(model, blob)
         if mode == "corpus":
@@ -153,7 +153,7 @@ def run(o: dict) -> None:
 
     copies, resampled, index = [None] * num, 0, None
     if o["max_copy"] > 0:
-        from composer.originality import load_index
+        from composer.data.copyindex import load_index
 
         told = False
 
@@ -197,7 +197,7 @@ def sampling_threads(num: int) -> int:
 
 
 def _default() -> Path:
-    from composer.checkpoint import DEFAULT_MODEL
+    from composer.model.checkpoint import DEFAULT_MODEL
 
     return DEFAULT_MODEL
 
@@ -205,9 +205,9 @@ def _default() -> Path:
 def _write(o, order, results, copies, out_paths, suffixes, program, seed, tempo_for, wav_note, form_note) -> None:
     """Write each ranked melody (MIDI, then the extras), printing its path and bits per note."""
     from composer.files import safe_name
-    from composer.midi_io import write_midi
-    from composer import render
-    from composer.stats import repeated_bars
+    from composer.music.midi_io import write_midi
+    from composer.music import render
+    from composer.evaluate.stats import repeated_bars
 
     prime, num, written = o["prime"], len(order), []
     model_name = Path(o["checkpoint"]).name if o["checkpoint"] else "default"

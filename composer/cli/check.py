@@ -12,7 +12,7 @@ from composer.errors import ComposerError, CorpusError
 
 def _targets(source: Path) -> tuple[Path, list[Path]]:
     """(folder the names are relative to, the MIDI files to check)."""
-    from composer.corpus import find_midi_files
+    from composer.data.corpus import find_midi_files
 
     if source.is_file():
         return source.parent, [source]
@@ -39,8 +39,8 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
     range), or why the file is skipped. Then totals. Exit status 0 when at
     least one file is usable.
     """
-    from composer.midi_io import read_report, write_midi
-    from composer.tokenizer import decode, encode
+    from composer.music.midi_io import read_report, write_midi
+    from composer.tokens.tokenizer import decode, encode
 
     root, files = _targets(source)
     if out_dir is not None and out_dir.resolve() == root.resolve():

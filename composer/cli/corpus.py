@@ -28,7 +28,7 @@ def build(out: Path, force: bool, jobs: int | None, limit: int | None) -> None:
     skipped and listed with the reason."""
     import os
 
-    from composer.corpus_build import build_corpus
+    from composer.data.build import build_corpus
 
     jobs = jobs or os.cpu_count() or 1
     step = {"next": 0}

@@ -50,7 +50,7 @@ def _likelihood_table(r: dict) -> None:
 
 
 def _samples_table(d: dict) -> None:
-    from composer.stats import TITLES
+    from composer.evaluate.stats import TITLES
 
     st = d["statistics"]
     variants, rvr = d.get("variants") or {}, d.get("real_vs_real")
@@ -115,8 +115,8 @@ def command(folder, checkpoint, validation, baseline, samples, reference, bars, 
     compose evaluate my_tunes/
     compose evaluate --samples 64 --bars 16
     """
-    from composer import evaluate as ev
-    from composer.checkpoint import DEFAULT_MODEL, load_model
+    from composer.evaluate import report as ev
+    from composer.model.checkpoint import DEFAULT_MODEL, load_model
 
     if folder is None and not validation and samples is None:
         fail("give a FOLDER of MIDI files to score, --validation, or --samples N to generate and compare")
@@ -139,13 +139,13 @@ def command(folder, checkpoint, validation, baseline, samples, reference, bars, 
         if not as_json:
             _likelihood_table(lik)
     if samples is not None:
-        from composer.originality import load_index
-        from composer.stats import plot
+        from composer.data.copyindex import load_index
+        from composer.evaluate.stats import plot
 
         ref = ev.reference_melodies(blob, reference, _progress("reading reference", as_json))
         if not any(m.n_bars >= bars for m in ref):
             fail(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
-        from composer.structure import checkpoint_table, default_form
+        from composer.generate.structure import checkpoint_table, default_form
 
         gen = ev.generate_melodies(model, blob, samples, bars, seed)
         default = default_form(model, blob)

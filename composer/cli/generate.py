@@ -36,7 +36,7 @@ def parse_program(text: str) -> int:
 def parse_pitch_range(text: str, key=None) -> tuple[int, int]:
     """'C4-G5' or '60-79' -> (60, 79); refuses empty ranges, ranges off the piano, and ranges
     that hold no note of ``key``'s scale."""
-    from composer.melody import PITCH_MAX, PITCH_MIN, parse_pitch, pitch_name
+    from composer.music.melody import PITCH_MAX, PITCH_MIN, parse_pitch, pitch_name
 
     m = _RANGE.match(text)
     if not m:

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from composer.train_config import TrainConfig  # plain dataclass: no torch import
+from composer.train.config import TrainConfig  # plain dataclass: no torch import
 
 _D = TrainConfig()  # defaults live in one place
 
@@ -43,7 +43,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _progress_class():
-    from composer.train import Progress
+    from composer.train.loop import Progress
 
     class CliProgress(Progress):
         def __init__(self) -> None:
@@ -190,7 +190,7 @@ def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts
     if export_to:
         if not name:
             raise click.UsageError("--export needs --name: the run whose best.pt to export")
-        from composer.runs import export_model
+        from composer.train.runs import export_model
 
         out = export_model(Path(runs_dir) / name / "best.pt", export_to, force=force)
         click.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, fp16)")
@@ -216,7 +216,7 @@ def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts
 def _train(name, runs_dir, resume, force, opts, given, world, rank) -> None:
     from pathlib import Path
 
-    from composer.train import Progress, TrainConfig, resume_config, train
+    from composer.train.loop import Progress, TrainConfig, resume_config, train
 
     name = _shared_name(name, world)
     run_dir = Path(runs_dir) / name

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from composer.errors import ComposerError
 from composer.files import atomic_write
-from composer.melody import STEPS_PER_QUARTER, Melody, pitch_name
+from composer.music.melody import STEPS_PER_QUARTER, Melody, pitch_name
 
 SOUNDFONT_PLACES = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/*.sf2",
                     "/usr/share/sounds/sf2/*.sf2", "/opt/homebrew/share/soundfonts/*.sf2",

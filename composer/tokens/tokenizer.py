@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from composer.errors import TokenizerError
-from composer.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, notes_from_arrays
+from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, notes_from_arrays
 
 TOKENIZER_VERSION = 1
 MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar: 4/2, 8/4, 16/8

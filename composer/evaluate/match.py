@@ -12,7 +12,7 @@ what followed there. The two are mixed per token,
 with one weight per match-length bucket ``L``, fitted by maximum likelihood on
 melodies the scores are not reported on. The mixture is a proper distribution, so its
 bits per note are a real likelihood; reports always show the model alone beside it.
-Generation does not use it. A model trained with copy hints (``composer.hints``) already
+Generation does not use it. A model trained with copy hints (``composer.model.hints``) already
 reads the longest match as an input, so for it the mixture adds little: the gap between
 the two figures is what the model still leaves on the table.
 """

@@ -1,6 +1,6 @@
 """What to generate, and ``generate``: a batch of melodies that follow a plan (meter and key
 choices, bars, a prime to continue, a form of repeated sections, or bar plans from the
-corpus), sampled by ``composer.sample.Sampler``."""
+corpus), sampled by ``composer.generate.sample.Sampler``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import torch
 
 from composer.errors import ComposerError
-from composer.grammar import TABLES
-from composer.melody import Key, Melody, TimeSignature
-from composer.model import MelodyLSTM
-from composer.sample import Generated, Sampler, SamplingConfig
-from composer.tokenizer import encode
+from composer.tokens.grammar import TABLES
+from composer.music.melody import Key, Melody, TimeSignature
+from composer.model.network import MelodyLSTM
+from composer.generate.sample import Generated, Sampler, SamplingConfig
+from composer.tokens.tokenizer import encode
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Plan:
     key: Key | None = None  # forces the key (else the prime's key, else a choice from ``keys``)
     form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span
     vary: bool = False  # a repeated section gets a fresh last bar
-    structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan for the new bars (composer.structure); no form
+    structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan for the new bars (composer.generate.structure); no form
     sampling: SamplingConfig = SamplingConfig()
 
     def __post_init__(self) -> None:

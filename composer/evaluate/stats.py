@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from composer.errors import ComposerError
-from composer.melody import Melody
+from composer.music.melody import Melody
 
 # Duration / onset-gap bins in grid steps (12 per quarter): the common values get a bin each.
 _STEP_EDGES = [1, 3, 4, 5, 6, 7, 9, 10, 12, 13, 18, 19, 24, 25, 36, 37, 48, 49, 10**9]

@@ -1,7 +1,7 @@
 """The one module that reads and writes MIDI files.
 
 Reading uses symusic (a C++ parser, several times faster than pretty_midi);
-writing builds the file's bytes directly (``composer.smf``), ending exactly on the
+writing builds the file's bytes directly (``composer.music.smf``), ending exactly on the
 last bar line; the tests read every written file back with pretty_midi.
 """
 
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from composer import smf
+from composer.music import smf
 from composer.errors import MidiError, TokenizerError
 from composer.files import atomic_write
-from composer.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, estimate_key,
+from composer.music.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, estimate_key,
                              notes_from_arrays)
-from composer.tokenizer import supported_meters
+from composer.tokens.tokenizer import supported_meters
 
 MAX_BARS = 4096  # longer melodies are refused (guards against absurd tick values)
 MAX_FILE_BYTES = 32 * 2**20

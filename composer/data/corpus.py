@@ -19,7 +19,7 @@ import numpy as np
 
 from composer.errors import ComposerError, CorpusError
 from composer.files import atomic_write
-from composer.tokenizer import TOKENIZER_VERSION
+from composer.tokens.tokenizer import TOKENIZER_VERSION
 
 MIDI_SUFFIXES = (".mid", ".midi")
 _CHUNK = 32  # files per task sent to a worker process
@@ -96,8 +96,8 @@ _Entry = tuple
 
 def tokenize_file(path: str | Path) -> _Entry:
     """Read and encode one file; a bad file gives ``(None, 0, "", "", reason)``, never raises."""
-    from composer.midi_io import read_melody
-    from composer.tokenizer import encode
+    from composer.music.midi_io import read_melody
+    from composer.tokens.tokenizer import encode
 
     try:
         melody = read_melody(path)

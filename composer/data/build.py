@@ -1,8 +1,8 @@
 """Build ``midi_corpus/`` from the scores bundled inside music21: every tune of
 O'Neill's 1850 Irish collection (ABC) and the soprano line of every Bach chorale.
 
-Tunes are converted in parallel processes (composer.score_melody), written with
-composer.midi_io (music21's own MIDI writer breaks on many of these tunes), then
+Tunes are converted in parallel processes (composer.music.score), written with
+composer.music.midi_io (music21's own MIDI writer breaks on many of these tunes), then
 every file is read back and compared with the melody written. No printing:
 progress goes through a callback, results come back as a BuildReport.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from composer.errors import ComposerError
 from composer.files import atomic_write, safe_name
-from composer.melody import Melody
+from composer.music.melody import Melody
 
 SOURCES = ("oneills1850", "bach")
 PROGRAMS = {"oneills1850": 73, "bach": 52}  # General MIDI: flute; choir aahs
@@ -47,7 +47,7 @@ class Tune:
 
 @dataclass(frozen=True)
 class Verification:
-    """Every written file read back with composer.midi_io and compared with its melody."""
+    """Every written file read back with composer.music.midi_io and compared with its melody."""
 
     files: int
     files_exact: int  # same notes, meter, key and bar count
@@ -79,7 +79,7 @@ def _declared_meters(abc: str) -> set[str]:
 
 
 def _convert(source: str, order: tuple, ident: str, title: str, score, **kw) -> Tune:
-    from composer.score_melody import score_to_melody
+    from composer.music.score import score_to_melody
 
     try:
         melody, info = score_to_melody(score, title, **kw)
@@ -216,7 +216,7 @@ def verify(folder: Path, written: list[tuple[str, Tune]]) -> Verification:
     """Read every file back and compare it with the melody that was written."""
     from collections import Counter
 
-    from composer.midi_io import read_report
+    from composer.music.midi_io import read_report
 
     files_exact = notes = notes_exact = 0
     mismatches = []
@@ -279,7 +279,7 @@ Rebuild: `compose corpus build --force --jobs 2` (composer/corpus_build.py, comp
   Humdrum) keeps its first readable copy: {len(report.duplicates)} copies left out.
 
 Skipped: {len(report.skipped)} ({", ".join(f"{r}: {n}" for r, n in reasons) or "none"}).
-Read back with composer.midi_io: {v.files_exact}/{v.files} files identical, {v.notes_exact}/{v.notes}
+Read back with composer.music.midi_io: {v.files_exact}/{v.files} files identical, {v.notes_exact}/{v.notes}
 notes exact ({v.notes_exact / max(1, v.notes):.2%}).
 """
 
@@ -301,7 +301,7 @@ def build_corpus(out: Path, force: bool = False, jobs: int = 1, limit: int | Non
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        from composer.midi_io import write_midi
+        from composer.music.midi_io import write_midi
 
         for name, t in written:
             write_midi(t.melody, tmp / name, program=PROGRAMS[t.source], track_name=midi_text(t.title))

@@ -12,8 +12,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from composer.errors import ComposerError
-from composer.melody import STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature
-from composer.tokenizer import MAX_BAR_STEPS
+from composer.music.melody import STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature
+from composer.tokens.tokenizer import MAX_BAR_STEPS
 
 DEFAULT_TEMPO = 120.0  # quarter notes per minute when the score has no metronome mark
 _MINOR_MODES = {"minor", "dorian", "phrygian", "aeolian", "locrian"}  # modes with a minor third

@@ -7,7 +7,7 @@ offsets and transpositions of a whole epoch are drawn up front from a generator
 seeded by (seed, epoch): the data order depends on nothing else, which makes
 ``--resume`` and DDP sharding exact (rank r takes column r of every step).
 Building a batch is a few tensor ops: no Python work per window. Copy hints
-(``composer.hints``), when given, are a second flat tensor cut and transposed with
+(``composer.model.hints``), when given, are a second flat tensor cut and transposed with
 the tokens.
 """
 
@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from composer.hints import V, split_hints
-from composer.melody import PITCH_MAX, PITCH_MIN
-from composer.tokenizer import PITCH, VOCAB, Vocab
+from composer.model.hints import V, split_hints
+from composer.music.melody import PITCH_MAX, PITCH_MIN
+from composer.tokens.tokenizer import PITCH, VOCAB, Vocab
 
 _FAR = 10_000  # stands in for "no pitch" in min/max reductions
 

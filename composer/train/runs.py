@@ -80,7 +80,7 @@ class RunFolder:
         atomic_write(self.path / "metrics.csv", buf.getvalue().encode(), force=True)
 
     def write_plot(self, history: list[dict], baseline_bpn: float | None) -> None:
-        from composer.plots import loss_curve_png
+        from composer.train.plots import loss_curve_png
 
         atomic_write(self.path / "loss.png", loss_curve_png(history, baseline_bpn), force=True)
 
@@ -113,7 +113,7 @@ def set_rng_state(state: dict) -> None:
 def export_model(checkpoint: str | Path, out: str | Path, force: bool = False) -> Path:
     """A shipping copy of a checkpoint: fp16 weights, configs, metrics, the data record and
     the bar plans; no optimizer or resume state. ``load_model`` casts the weights back to float32."""
-    from composer.checkpoint import load_model, save_checkpoint
+    from composer.model.checkpoint import load_model, save_checkpoint
 
     out = Path(out)
     if out.exists() and not force:

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from composer.scoring import SequenceScore, make_score
-from composer.tokenizer import VOCAB
+from composer.model.scoring import SequenceScore, make_score
+from composer.tokens.tokenizer import VOCAB
 
 PAD = 0  # id written before each melody so that every context has full length
 

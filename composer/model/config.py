@@ -20,7 +20,7 @@ class ModelConfig:
     num_layers: int = 3  # stacked LSTM layers
     dropout: float = 0.3  # between LSTM layers, on the embedding and before the output layer
     tie_weights: bool = True  # share the embedding and output matrices (a projection bridges sizes)
-    copy_hints: bool = False  # also read a copy hint per step (composer.hints); off in older checkpoints
+    copy_hints: bool = False  # also read a copy hint per step (composer.model.hints); off in older checkpoints
 
     def __post_init__(self) -> None:
         _check(self.vocab_size > 0, f"vocab_size must be positive, got {self.vocab_size}")

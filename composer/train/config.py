@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from composer.config import ModelConfig
+from composer.model.config import ModelConfig
 from composer.errors import ComposerError
 
 
@@ -24,7 +24,7 @@ class TrainConfig:
     embed: int = 128  # token embedding width
     dropout: float = 0.1  # on the embedding, between layers and before the output layer (a short run underfits)
     tie: bool = True  # share embedding and output weights: fewer parameters, better on small corpora
-    # Feed the LSTM the melody's own longest earlier match (composer.hints): tunes repeat whole
+    # Feed the LSTM the melody's own longest earlier match (composer.model.hints): tunes repeat whole
     # parts, and a plain LSTM's memory fades after a few bars.
     copy_hints: bool = True
     # Std of the initial token embedding (tied: the output matrix too); 0 keeps MelodyLSTM's 0.05,

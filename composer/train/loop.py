@@ -18,17 +18,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from composer.batching import WindowSampler, flatten
-from composer.checkpoint import read_checkpoint, save_checkpoint
+from composer.train.batching import WindowSampler, flatten
+from composer.model.checkpoint import read_checkpoint, save_checkpoint
 from composer.errors import ComposerError
-from composer.hints import hints
-from composer.model import MelodyLSTM
-from composer.runs import RunFolder, rng_state, set_rng_state
-from composer.scoring import SequenceScore, make_score, sequence_nlls
-from composer.structure import table_from_ids
-from composer.tokenizer import VOCAB
-from composer.train_config import TrainConfig
-from composer.train_setup import DataSplit, load_data, ngram_baseline, resolve_device  # noqa: F401 (re-exported)
+from composer.model.hints import hints
+from composer.model.network import MelodyLSTM
+from composer.train.runs import RunFolder, rng_state, set_rng_state
+from composer.model.scoring import SequenceScore, make_score, sequence_nlls
+from composer.generate.structure import table_from_ids
+from composer.tokens.tokenizer import VOCAB
+from composer.train.config import TrainConfig
+from composer.train.data import DataSplit, load_data, ngram_baseline, resolve_device  # noqa: F401 (re-exported)
 
 # Options that may change when resuming; the rest must match the checkpoint for an exact continuation.
 RESUME_OVERRIDES = ("epochs", "max_minutes", "patience", "device", "workers", "threads", "log_every")
@@ -160,7 +160,7 @@ class _Trainer:
         self.best, self.best_bpn, self.elapsed, self.val_seconds = math.inf, math.inf, 0.0, 0.0
         self.part = {"loss_sum": 0.0, "n": 0, "seconds": 0.0}  # the current epoch so far
         self.history: list[dict] = []
-        self.structure: torch.Tensor | None = None  # bar plans of the training tunes (composer.structure)
+        self.structure: torch.Tensor | None = None  # bar plans of the training tunes (composer.generate.structure)
         torch.manual_seed(cfg.seed * 7919 + rank + 1)  # dropout masks: reproducible, different per rank
 
     # -- state ---------------------------------------------------------------------------------

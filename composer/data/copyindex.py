@@ -21,8 +21,8 @@ import numpy as np
 
 from composer.errors import ComposerError
 from composer.files import atomic_write
-from composer.melody import Melody
-from composer.tokenizer import BAR, DUR, PITCH, POS, TIMESIG, VOCAB
+from composer.music.melody import Melody
+from composer.tokens.tokenizer import BAR, DUR, PITCH, POS, TIMESIG, VOCAB
 
 INDEX_VERSION = 1
 _CAP = 4095  # onset gaps and durations are clipped to 12 bits
@@ -298,7 +298,7 @@ def load_index(checkpoint_path: str | Path, blob: dict, progress: Callable[[int,
 
 def _training_melodies(folder: Path, train: list[str], progress) -> tuple[list[np.ndarray], list[str]]:
     """Token ids of the training files that are still present, with their names."""
-    from composer.corpus import load_corpus
+    from composer.data.corpus import load_corpus
 
     wanted = set(train)
     try:

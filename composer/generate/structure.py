@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from composer.melody import Melody
-from composer.stats import bar_shapes
+from composer.music.melody import Melody
+from composer.evaluate.stats import bar_shapes
 
 FRESH, COPY, ECHO = -1, 0, 1
 MAX_PLAN_BARS = 64  # bars kept per tune
@@ -66,7 +66,7 @@ def plan_table(melodies: Sequence[Melody], max_bars: int = MAX_PLAN_BARS) -> tor
 
 def table_from_ids(seqs: Sequence[Sequence[int]], max_bars: int = MAX_PLAN_BARS) -> torch.Tensor:
     """``plan_table`` of tokenized melodies (a training split)."""
-    from composer.tokenizer import decode
+    from composer.tokens.tokenizer import decode
 
     return plan_table([decode(ids) for ids in seqs], max_bars)
 

@@ -1,7 +1,7 @@
 """The melody model: Embedding -> stacked fused nn.LSTM with dropout -> Linear.
 
 With ``copy_hints`` each step's input also adds the embeddings of a copy hint
-(``composer.hints``: the token the melody's own longest earlier match predicts, and
+(``composer.model.hints``: the token the melody's own longest earlier match predicts, and
 the match's length bucket); the LSTM learns when to follow it.
 
 Knows nothing about files or the command line. ``forward`` runs whole sequences
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from composer.config import ModelConfig
-from composer.hints import BUCKETS, hints, split_hints
-from composer.hints import V as HINT_V
+from composer.model.config import ModelConfig
+from composer.model.hints import BUCKETS, hints, split_hints
+from composer.model.hints import V as HINT_V
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 
@@ -60,7 +60,7 @@ class MelodyLSTM(nn.Module):
 
     def _need(self, hints: torch.Tensor | None) -> torch.Tensor:
         if hints is None:
-            raise ValueError("this model reads copy hints: pass hints (composer.hints)")
+            raise ValueError("this model reads copy hints: pass hints (composer.model.hints)")
         return hints
 
     def _hint_embed(self, hints: torch.Tensor) -> torch.Tensor:

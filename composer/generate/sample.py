@@ -2,10 +2,10 @@
 
 The LSTM state is carried and one token per sequence is fed per step through the
 model's fused-gate ``step``. Each draw is a Gumbel-max over ``logits / T`` with the
-grammar's mask (``composer.grammar``) applied, so every sequence stays well-formed at
+grammar's mask (``composer.tokens.grammar``) applied, so every sequence stays well-formed at
 any temperature. Sequences that finish a span early keep their state frozen while
 the rest of the batch goes on. A model that reads copy hints gets them from one
-``composer.hints.Matcher`` per sequence, fed every token the model is fed. The
+``composer.model.hints.Matcher`` per sequence, fed every token the model is fed. The
 log-likelihood of every token taken (model at temperature 1, no mask) is accumulated
 for ranking variations by bits per note.
 """
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from composer.errors import ComposerError, TokenizerError
-from composer.grammar import TABLES, Grammar, Grammar1, make_grammar
-from composer.hints import Matcher
-from composer.structure import Follower
-from composer.melody import PITCH_MAX, PITCH_MIN, Key, Melody, TimeSignature
-from composer.model import MelodyLSTM
-from composer.tokenizer import MAX_BAR_STEPS, PITCH, VOCAB, decode
+from composer.tokens.grammar import TABLES, Grammar, Grammar1, make_grammar
+from composer.model.hints import Matcher
+from composer.generate.structure import Follower
+from composer.music.melody import PITCH_MAX, PITCH_MIN, Key, Melody, TimeSignature
+from composer.model.network import MelodyLSTM
+from composer.tokens.tokenizer import MAX_BAR_STEPS, PITCH, VOCAB, decode
 
 _NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
 _FLUSH = 128  # steps of logits kept before their log-likelihoods are summed
@@ -233,7 +233,7 @@ class Sampler:
     def sample_bars(self, n: int, final: bool = True, plans: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
         """Sample ``n`` new bars for every sequence (each starts with a forced ``Bar``); with
         ``final`` the sequences end with EOS, else the next span may follow. ``plans`` (one
-        per sequence, see ``composer.structure``) make bars copy or echo earlier bars of the
+        per sequence, see ``composer.generate.structure``) make bars copy or echo earlier bars of the
         span. Returns each sequence's new tokens, EOS excluded."""
         g = self._grammar()
         if n < 1:

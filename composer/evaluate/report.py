@@ -11,8 +11,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from composer.errors import ComposerError
-from composer.melody import Melody
-from composer.stats import Comparison, bar_repetition, compare, openings
+from composer.music.melody import Melody
+from composer.evaluate.stats import Comparison, bar_repetition, compare, openings
 
 Progress = Callable[[int, int], None]
 DEFAULT_MAX_COPY = 12  # runs longer than this many notes count as copies
@@ -43,7 +43,7 @@ class Likelihood:
 
 def model_token_nlls(model, seqs: Sequence[np.ndarray], device: str = "cpu", batch_size: int = 64) -> list[np.ndarray]:
     """The model's per-token NLL of whole melodies (state carried through each), in eval mode."""
-    from composer.scoring import token_nlls
+    from composer.model.scoring import token_nlls
 
     was_training = model.training
     model.eval()
@@ -54,14 +54,14 @@ def model_token_nlls(model, seqs: Sequence[np.ndarray], device: str = "cpu", bat
 
 
 def likelihood_of(seqs: Sequence[np.ndarray], per_sequence: Sequence[float]) -> Likelihood:
-    from composer.scoring import make_score
+    from composer.model.scoring import make_score
 
     s = make_score(per_sequence, seqs)
     return Likelihood(len(seqs), int(s.notes), int(s.tokens), float(s.nll_nats), tuple(s.per_sequence))
 
 
 def model_likelihood(model, seqs: Sequence[np.ndarray], device: str = "cpu", batch_size: int = 64) -> Likelihood:
-    """The model's NLL of whole melodies (state carried through each), via composer.scoring."""
+    """The model's NLL of whole melodies (state carried through each), via composer.model.scoring."""
     return likelihood_of(seqs, [float(t.sum()) for t in model_token_nlls(model, seqs, device, batch_size)])
 
 
@@ -69,7 +69,7 @@ def match_mixer(model, blob: dict, device: str = "cpu", tuning_files: int = 300,
     """(mixer, where its weights come from): the checkpoint's, else fitted on up to
     ``tuning_files`` of its training files (``train``, when already read; never on the melodies
     being scored); (None, reason) when neither is available."""
-    from composer.match import MatchMixer, match_features
+    from composer.evaluate.match import MatchMixer, match_features
 
     mixer = MatchMixer.from_dict((blob.get("extra") or {}).get("match"))
     if mixer is not None:
@@ -89,7 +89,7 @@ def ngram_likelihood(train: Sequence[np.ndarray], seqs: Sequence[np.ndarray], va
     """The same figures for a smoothed (Kneser-Ney) n-gram fitted on ``train`` (same tokens), its
     order (the one with the lowest bits per note on ``val``; the highest order without ``val``) and
     its per-token NLLs of each melody."""
-    from composer.ngram import NGramModel
+    from composer.model.ngram import NGramModel
 
     lm = NGramModel(max(orders)).fit([np.asarray(x, dtype=np.int64) for x in train])
     order = max(orders)
@@ -109,7 +109,7 @@ def checkpoint_data(blob: dict) -> dict:
 def checkpoint_files(blob: dict, which: str, progress: Progress | None = None):
     """The checkpoint's ``train_files`` or ``val_files`` as TokenizedFiles (read through the corpus
     cache); raises ComposerError when the checkpoint has no list or the folder is gone."""
-    from composer.corpus import load_corpus
+    from composer.data.corpus import load_corpus
 
     data = checkpoint_data(blob)
     names = data.get(which) or []
@@ -129,7 +129,7 @@ def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline:
                       batch_size: int = 64, progress: Progress | None = None) -> dict:
     """Plain-data report: the model's (and optionally an n-gram's) NLL of every usable file in
     ``folder`` (None: the checkpoint's validation files)."""
-    from composer.corpus import load_corpus
+    from composer.data.corpus import load_corpus
 
     if folder is None:
         files, skipped = checkpoint_files(blob, "val_files", progress), ()
@@ -137,7 +137,7 @@ def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline:
     else:
         corpus = load_corpus(folder, progress=progress)
         files, skipped, label = corpus.files, corpus.skipped, str(folder)
-    from composer.match import MatchMixer, match_features, mixed_nlls
+    from composer.evaluate.match import MatchMixer, match_features, mixed_nlls
 
     seqs = [f.ids for f in files]
     tok = model_token_nlls(model, seqs, device, batch_size)
@@ -177,7 +177,7 @@ def folder_likelihood(model, blob: dict, folder: str | Path | None, *, baseline:
 
 def decode_files(files) -> list[Melody]:
     """Melodies of TokenizedFiles."""
-    from composer.tokenizer import decode
+    from composer.tokens.tokenizer import decode
 
     return [decode(f.ids, title=f.path) for f in files]
 
@@ -185,7 +185,7 @@ def decode_files(files) -> list[Melody]:
 def reference_melodies(blob: dict, folder: str | Path | None, progress: Progress | None = None) -> list[Melody]:
     """Real melodies to compare with: the usable files of ``folder``, else the checkpoint's validation files."""
     if folder is not None:
-        from composer.corpus import load_corpus
+        from composer.data.corpus import load_corpus
 
         return decode_files(load_corpus(folder, progress=progress).files)
     return decode_files(checkpoint_files(blob, "val_files", progress))
@@ -261,8 +261,8 @@ def real_vs_real(real: Sequence[Melody], n: int, seed: int = 0) -> Comparison | 
 
 def _meters(blob: dict):
     """The meters the checkpoint was trained on (its record), else every supported meter."""
-    from composer.melody import TimeSignature
-    from composer.tokenizer import supported_meters
+    from composer.music.melody import TimeSignature
+    from composer.tokens.tokenizer import supported_meters
 
     recorded = checkpoint_data(blob).get("meters") or {}
     names = list(recorded) if isinstance(recorded, (dict, list, tuple)) else []
@@ -286,8 +286,8 @@ def generate_melodies(model, blob: dict, n: int, bars: int, seed: int = 0, form:
 
     import torch
 
-    from composer.plan import Plan, generate
-    from composer.structure import checkpoint_table, default_form, draw_plans
+    from composer.generate.plan import Plan, generate
+    from composer.generate.structure import checkpoint_table, default_form, draw_plans
 
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()  # the sampler steps on CPU tensors

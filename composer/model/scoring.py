@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from composer.hints import hints
-from composer.tokenizer import count_notes
+from composer.model.hints import hints
+from composer.tokens.tokenizer import count_notes
 
 LN2 = math.log(2.0)
 

@@ -13,15 +13,15 @@ from typing import Any
 import torch
 
 from composer import __version__
-from composer.config import ModelConfig
+from composer.model.config import ModelConfig
 from composer.errors import CheckpointError, ComposerError
 from composer.files import atomic_write
-from composer.model import MelodyLSTM
-from composer.tokenizer import TOKENIZER_VERSION, VOCAB, Vocab
+from composer.model.network import MelodyLSTM
+from composer.tokens.tokenizer import TOKENIZER_VERSION, VOCAB, Vocab
 
 FORMAT = "composer-checkpoint"
 FORMAT_VERSION = 1
-DEFAULT_MODEL = Path(__file__).parent / "models" / "default.pt"
+DEFAULT_MODEL = Path(__file__).parents[1] / "models" / "default.pt"
 
 
 def save_checkpoint(path: str | Path, model: MelodyLSTM, *, vocab: Vocab = VOCAB, train_config: dict | None = None,

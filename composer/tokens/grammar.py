@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from composer.errors import TokenizerError
-from composer.melody import PITCH_MAX, PITCH_MIN
-from composer.tokenizer import BAR, DUR, MAX_DUR, PITCH, POS, VOCAB, Vocab
+from composer.music.melody import PITCH_MAX, PITCH_MIN
+from composer.tokens.tokenizer import BAR, DUR, MAX_DUR, PITCH, POS, VOCAB, Vocab
 
 IN_BAR, AFTER_POS, AFTER_PITCH, AFTER_LONG_DUR, DONE, INVALID = range(6)
 

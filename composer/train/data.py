@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from composer.corpus import TokenizedFile, load_corpus, split_files
+from composer.data.corpus import TokenizedFile, load_corpus, split_files
 from composer.errors import ComposerError, CorpusError
-from composer.train_config import TrainConfig
+from composer.train.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def load_data(cfg: TrainConfig, loading=None) -> DataSplit:
 
 def ngram_baseline(split: DataSplit, orders=range(3, 11)) -> dict:
     """Interpolated Kneser-Ney n-gram on the same split: the best order on validation and its bits per note."""
-    from composer.ngram import best_order
+    from composer.model.ngram import best_order
 
     order, score, by_order = best_order([f.ids for f in split.train], [f.ids for f in split.val], orders)
     return {"order": order, "bits_per_note": score.bits_per_note, "bits_per_token": score.bits_per_token,

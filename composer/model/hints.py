@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from composer.tokenizer import VOCAB
+from composer.tokens.tokenizer import VOCAB
 
 EDGES = (1, 3, 6, 12, 24, 48, 96)  # match lengths (tokens) that open buckets 1..7; bucket 0 = no match
 BUCKETS = len(EDGES) + 1

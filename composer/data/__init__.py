@@ -1,0 +1,1 @@
+"""Data: folders of MIDI as tokenized corpora, the shipped corpus build, the copy index."""

@@ -1,0 +1,1 @@
+"""Evaluation: likelihood against baselines, statistics against real melodies."""

@@ -1,0 +1,1 @@
+"""Generation: the Composer API, generation requests, plans and the sampler."""

@@ -1,0 +1,1 @@
+"""The model: the network, its copy hints, checkpoints and the typed model bundle."""

@@ -1,0 +1,1 @@
+"""Music: melodies, keys, meters, MIDI and the other files a musician opens."""

@@ -1,0 +1,1 @@
+"""Tokens: the vocabulary, Melody <-> token ids, and the grammar every sequence obeys."""

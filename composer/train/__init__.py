@@ -1,0 +1,1 @@
+"""Training: configuration, data split, windows, the loop and its run folders."""
