@@ -7,7 +7,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from composer.errors import ComposerError
+from composer.errors import OutputError
 
 
 def safe_name(text: str, default: str = "melody", max_len: int = 60) -> str:
@@ -28,7 +28,7 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise ComposerError(f"cannot write to {folder}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write to {folder}: {e.strerror or e}") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -43,25 +43,14 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise ComposerError(f"{path} already exists: use --force to overwrite it") from None
+                raise OutputError(f"{path} already exists: use --force to overwrite it") from None
             except OSError:  # file systems without hard links
                 if path.exists():
-                    raise ComposerError(f"{path} already exists: use --force to overwrite it") from None
+                    raise OutputError(f"{path} already exists: use --force to overwrite it") from None
                 os.replace(tmp, path)
     except OSError as e:
-        raise ComposerError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
-
-
-def unique_path(folder: Path, stem: str, suffix: str) -> Path:
-    """``folder/stem.suffix``, or ``stem-2``, ``stem-3`` ... if taken."""
-    folder = Path(folder)
-    path = folder / f"{stem}{suffix}"
-    n = 2
-    while path.exists():
-        path = folder / f"{stem}-{n}{suffix}"
-        n += 1
     return path
