@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from composer.cli._common import fail
+from composer.errors import ComposerError
 
 
 def _progress(label: str, quiet: bool):
@@ -90,6 +90,24 @@ def _free_stem(folder: Path, stem: str) -> str:
     return cand
 
 
+def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
+    """``n`` melodies as ``compose generate`` writes them for this form ('' = its default), through
+    the one generation path, at most 256 per batch (batch i seeded ``seed + i``); the --max-copy
+    guard is off, so originality measures the model itself."""
+    import copy
+    from dataclasses import replace
+
+    from composer.generate.api import Composer
+
+    if next(bundle.model.parameters()).device.type != "cpu":
+        bundle = replace(bundle, model=copy.deepcopy(bundle.model).cpu())  # the sampler steps on CPU
+    composer, out = Composer(bundle), []
+    for i, start in enumerate(range(0, n, 256)):
+        rows = min(256, n - start)
+        out += [r.melody for r in composer.generate(bars=bars, num=rows, seed=seed + i, form=form, max_copy=0)]
+    return out
+
+
 @click.command("evaluate")
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path),
@@ -97,17 +115,20 @@ def _free_stem(folder: Path, stem: str) -> str:
 @click.option("--validation", is_flag=True, help="Score the checkpoint's validation files (held out in training).")
 @click.option("--baseline", type=click.Choice(["ngram"]), help="Also score FOLDER with an n-gram trained on the checkpoint's training files.")
 @click.option("--samples", "-n", type=click.IntRange(1, 4096), help="Generate N melodies and compare them with real ones.")
-@click.option("--reference", type=click.Path(file_okay=False, exists=True, path_type=Path),
+@click.option("--reference", type=click.Path(file_okay=False, path_type=Path),
               help="Real melodies for --samples [default: the checkpoint's validation files].")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              help="The folder the model was trained on, where its training and validation files are "
+                   "[default: the one it records; for the shipped model the midi_corpus/ beside the package].")
 @click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True, help="Bars per generated melody.")
 @click.option("--form", default="AABB", show_default=True, help="Also generate with this form, and with the structure mode generate does not use by default (free or corpus plans), to compare bar repetition ('' to skip both).")
 @click.option("--max-copy", type=click.IntRange(1), default=12, show_default=True, help="Runs longer than this count as copies.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/evaluate"),
               show_default=True, help="Folder for the statistics JSON and PNG.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps", "auto"]), default="cpu", show_default=True, help="Where to score.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of tables.")
-def command(folder, checkpoint, validation, baseline, samples, reference, bars, form, max_copy, seed, out, device, as_json):
+def command(folder, checkpoint, validation, baseline, samples, reference, data, bars, form, max_copy, seed, out, device, as_json):
     """Score a model on FOLDER (bits per note) and/or compare --samples N generated melodies with real ones.
 
     \b
@@ -115,52 +136,58 @@ def command(folder, checkpoint, validation, baseline, samples, reference, bars, 
     compose evaluate my_tunes/
     compose evaluate --samples 64 --bars 16
     """
-    from composer.evaluate import report as ev
-    from composer.model.checkpoint import DEFAULT_MODEL, load_model
-
     if folder is None and not validation and samples is None:
-        fail("give a FOLDER of MIDI files to score, --validation, or --samples N to generate and compare")
+        raise click.UsageError("give a FOLDER of MIDI files to score, --validation, or --samples N to generate and compare")
     if folder is not None and validation:
-        fail("give a FOLDER or --validation, not both")
-    if folder is not None and not folder.is_dir():
-        fail(f"{folder} is not a folder: give a folder of .mid files")
+        raise click.UsageError("give a FOLDER or --validation, not both")
     if baseline and folder is None and not validation:
-        fail("--baseline needs a FOLDER (or --validation) to score")
-    if checkpoint is None and not DEFAULT_MODEL.is_file():
-        fail(f"no default model is installed ({DEFAULT_MODEL}): train one with `compose train` and pass --checkpoint")
-    ckpt = checkpoint or DEFAULT_MODEL
-    device = _device(device)
-    model, blob = load_model(ckpt, device)
-    result: dict = {"checkpoint": str(ckpt)}
+        raise click.UsageError("--baseline needs a FOLDER (or --validation) to score")
+    try:
+        _run(folder, checkpoint, validation, baseline, samples, reference, data, bars, form, max_copy, seed, out,
+             device, as_json)
+    except ComposerError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _run(folder, checkpoint, validation, baseline, samples, reference, data, bars, form, max_copy, seed, out, device, as_json):
+    """Check every input first (the training files where needed), then score and sample."""
+    from composer.evaluate import likelihood as lk
+    from composer.evaluate import samples as sm
+    from composer.model.bundle import load_bundle
+
+    for name, path in (("FOLDER", folder), ("--reference", reference), ("--data", data)):
+        if path is not None and not path.is_dir():
+            raise ComposerError(f"{name} {path} is not a folder: give a folder of .mid files")
+    bundle = load_bundle(checkpoint, _device(device))
+    if validation or baseline or (samples is not None and reference is None):
+        bundle.data_folder(data)  # the training files are needed: say so now if they are missing
+    result: dict = {"checkpoint": str(bundle.path)}
     if folder is not None or validation:
-        lik = ev.folder_likelihood(model, blob, folder, baseline=bool(baseline), device=device,
-                                   progress=_progress("reading", as_json))
+        lik = lk.folder_likelihood(bundle, folder, baseline=bool(baseline), device=str(bundle.model.head.weight.device),
+                                   data=data, progress=_progress("reading", as_json))
         result.update(lik)
         if not as_json:
             _likelihood_table(lik)
     if samples is not None:
-        from composer.data.copyindex import load_index
         from composer.evaluate.stats import plot
+        from composer.generate.api import Composer
 
-        ref = ev.reference_melodies(blob, reference, _progress("reading reference", as_json))
+        ref = sm.reference_melodies(bundle, reference, data, _progress("reading reference", as_json))
         if not any(m.n_bars >= bars for m in ref):
-            fail(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
-        from composer.generate.structure import checkpoint_table, default_form
-
-        gen = ev.generate_melodies(model, blob, samples, bars, seed)
-        default = default_form(model, blob)
-        other = "corpus" if default == "free" and checkpoint_table(blob) is not None else "free"
-        variants = [(_LABELS.get(f, f"with {f}"), ev.generate_melodies(model, blob, samples, bars, seed, form=f))
+            raise ComposerError(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
+        default = Composer(bundle).default_form
+        gen = _samples(bundle, samples, bars, seed, "")
+        other = "corpus" if default == "free" and bundle.record.bar_plans is not None else "free"
+        variants = [(_LABELS.get(f, f"with {f}"), _samples(bundle, samples, bars, seed, f))
                     for f in dict.fromkeys([other, form]) if form and f != default]
-        index = load_index(ckpt, blob, _progress("indexing training tunes", as_json))
-        rep = ev.compare_samples(gen, ref, bars, index, variants, max_copy)
+        index = bundle.copy_index(data, _progress("indexing training tunes", as_json))
+        rep = sm.compare_samples(gen, ref, bars, index, variants, max_copy)
         found = {"default_form": default, **rep.data}
-        out.mkdir(parents=True, exist_ok=True)
-        stem = _free_stem(out, f"evaluate-{Path(ckpt).stem}-{samples}x{bars}bars-seed{seed}")
-        data = {"checkpoint": str(ckpt), "seed": seed, **found}
+        stem = _free_stem(out, f"evaluate-{bundle.path.stem}-{samples}x{bars}bars-seed{seed}")
+        record = {"checkpoint": str(bundle.path), "seed": seed, **found}
         from composer.files import atomic_write
 
-        json_path = atomic_write(out / f"{stem}.json", json.dumps(data, indent=1).encode())
+        json_path = atomic_write(out / f"{stem}.json", json.dumps(record, indent=1).encode())
         png_path = plot(rep.comparison, out / f"{stem}.png")
         result["samples"] = {**found, "json": str(json_path), "png": str(png_path)}
         if not as_json:

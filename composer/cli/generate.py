@@ -1,87 +1,51 @@
-"""`compose generate`: new melodies as MIDI files, plus MusicXML, WAV or a piano roll on request."""
+"""`compose generate`: new melodies as MIDI files, plus MusicXML, WAV or a piano roll on request.
+
+A thin layer over ``Composer.generate``: options become a ``GenerateRequest`` (defaults and
+ranges come from it), the results are written under free names and printed.
+"""
 
 from __future__ import annotations
 
-import re
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
-from composer.errors import ComposerError
+from composer.errors import ComposerError, RequestError
+from composer.generate import request as rq
 
-MAX_BARS, MAX_NUM, RESAMPLE_ROUNDS = 512, 1024, 3
-_RANGE = re.compile(r"^\s*([A-Ga-g][#b]*-?\d+|\d+)\s*(?:-|\.\.|:|–)\s*([A-Ga-g][#b]*-?\d+|\d+)\s*$")
-_SCALES = {False: (0, 2, 4, 5, 7, 9, 11), True: (0, 2, 3, 5, 7, 8, 10, 11)}  # major; natural + harmonic minor
-
-
-def parse_program(text: str) -> int:
-    """General MIDI program from a number 0-127 or an instrument name ('flute', 'Acoustic Grand Piano')."""
-    t = text.strip()
-    if t.isdigit():
-        if int(t) <= 127:
-            return int(t)
-        raise ComposerError(f"program {t} is outside 0-127 (General MIDI numbers)")
-    from pretty_midi import INSTRUMENT_MAP
-
-    names = [n.lower() for n in INSTRUMENT_MAP]
-    low = " ".join(t.lower().replace("_", " ").split())
-    hits = [i for i, n in enumerate(names) if n == low] or [i for i, n in enumerate(names) if low and low in n]
-    if len(hits) == 1 or (hits and low in ("piano", "guitar", "bass", "organ", "strings")):
-        return hits[0]
-    if hits:
-        raise ComposerError(f"program {text!r} is ambiguous: {', '.join(INSTRUMENT_MAP[i] for i in hits[:6])}")
-    raise ComposerError(f"unknown program {text!r}: use a General MIDI number 0-127 or a name like flute, violin")
+_REQ = {f.name: f.default for f in fields(rq.GenerateRequest)}  # the CLI's defaults are the request's
 
 
-def parse_pitch_range(text: str, key=None) -> tuple[int, int]:
-    """'C4-G5' or '60-79' -> (60, 79); refuses empty ranges, ranges off the piano, and ranges
-    that hold no note of ``key``'s scale."""
-    from composer.music.melody import PITCH_MAX, PITCH_MIN, parse_pitch, pitch_name
+class _Parsed(click.ParamType):
+    """A click type that parses with one of the request's parsers (a bad value: exit 2)."""
 
-    m = _RANGE.match(text)
-    if not m:
-        raise ComposerError(f"pitch range {text!r}: use LOW-HIGH like C4-G5 or 60-79")
-    lo, hi = parse_pitch(m.group(1)), parse_pitch(m.group(2))
-    if lo > hi:
-        raise ComposerError(f"pitch range {text!r} is empty: the low note {pitch_name(lo)} is above the high note {pitch_name(hi)}")
-    if lo < PITCH_MIN or hi > PITCH_MAX:
-        raise ComposerError(f"pitch range {text!r} leaves the model's range {pitch_name(PITCH_MIN)}-{pitch_name(PITCH_MAX)} (MIDI {PITCH_MIN}-{PITCH_MAX})")
-    if key is not None and not any((p - key.tonic) % 12 in _SCALES[key.minor] for p in range(lo, hi + 1)):
-        raise ComposerError(f"pitch range {text!r} is too narrow: it holds no note of {key.name}")
-    return lo, hi
+    def __init__(self, name: str, parse) -> None:
+        self.name, self._parse = name, parse
 
-
-def typical_tempo(meter, data: dict) -> float:
-    """The corpus' tempo for the meter when the checkpoint records one, else a usual one (quarters per minute)."""
-    t = (data.get("tempos") or {}).get(str(meter))
-    if isinstance(t, (int, float)) and 20 <= t <= 400:
-        return float(t)
-    compound = meter.denominator == 8 and meter.numerator % 3 == 0 and meter.numerator > 3
-    return 150.0 if compound else 180.0 if meter.denominator == 2 else 120.0
-
-
-def well_known(counts: dict, parse) -> list:
-    """Entries with enough training melodies (>= 2% of all and >= 10), most common first."""
-    items = []
-    for name, n in (counts or {}).items():
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
         try:
-            items.append((int(n), parse(str(name))))
-        except (ComposerError, ValueError, TypeError):
-            continue
-    total = sum(n for n, _ in items)
-    items.sort(key=lambda x: -x[0])
-    good = [v for n, v in items if n >= max(10, 0.02 * total)]
-    return good or [v for _, v in items[:1]]
+            return self._parse(value)
+        except ComposerError as e:
+            self.fail(str(e), param, ctx)
 
 
-def _output_paths(out: Path | None, outdir: Path, stems: list[str], suffixes: list[str], force: bool) -> list[Path | None]:
+KEY = _Parsed("key", rq.parse_key)
+METER = _Parsed("meter", rq.parse_meter)
+PROGRAM = _Parsed("program", rq.parse_program)
+PITCH_RANGE = _Parsed("range", rq.parse_pitch_range)
+
+
+def _output_paths(out: Path | None, num: int, suffixes: list[str], force: bool) -> list[Path | None]:
     """MIDI path per melody for --out (checked up front); None = pick a free name when writing."""
     if out is None:
-        return [None] * len(stems)
+        return [None] * num
     if out.suffix.lower() not in ("", ".mid", ".midi"):
-        raise ComposerError(f"--out {out}: the file name must end in .mid")
+        raise RequestError(f"--out {out}: the file name must end in .mid")
     base = out.with_suffix(out.suffix or ".mid")
-    paths = [base] if len(stems) == 1 else [base.with_name(f"{base.stem}_{i + 1:02d}{base.suffix}") for i in range(len(stems))]
+    paths = [base] if num == 1 else [base.with_name(f"{base.stem}_{i + 1:02d}{base.suffix}") for i in range(num)]
     if not force:
         for p in paths:
             for s in suffixes:
@@ -107,31 +71,31 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
 
 @click.command("generate")
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path), help="Model to sample [default: the model shipped with composer].")
-@click.option("--bars", type=int, default=None, help="New bars per melody [default: 16, or form length x --section-bars].")
-@click.option("--num", "-n", type=int, default=1, show_default=True, help="Variations, sampled as one batch and ranked by likelihood.")
-@click.option("--temperature", "-t", type=float, default=1.0, show_default=True, help="Higher = more surprising.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Draw among the k most likely tokens only (0 = off).")
-@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling: the most likely tokens holding this probability.")
-@click.option("--seed", type=int, default=None, help="Makes the output reproducible [default: random, printed].")
-@click.option("--key", help="Key such as C, Dm, F#, Bbm [default: one the model knows well, or the prime's].")
-@click.option("--time-signature", "meter", help="Meter such as 4/4, 3/4, 6/8 [default: one the model knows well].")
-@click.option("--tempo", type=float, default=None, help="Beats (quarter notes) per minute [default: usual for the meter].")
-@click.option("--program", default="0", show_default=True, help="General MIDI instrument: number 0-127 or a name (flute, violin).")
-@click.option("--pitch-range", help="Hard limit for new notes, LOW-HIGH such as C4-G5 [default: the model's whole range].")
+@click.option("--bars", type=click.IntRange(1, rq.MAX_BARS), default=None, help=f"New bars per melody, 1-{rq.MAX_BARS} [default: {rq.DEFAULT_BARS}, or form length x --section-bars].")
+@click.option("--num", "-n", type=click.IntRange(1, rq.MAX_NUM), default=_REQ["num"], show_default=True, help="Variations, sampled as one batch and ranked by likelihood.")
+@click.option("--temperature", "-t", type=click.FloatRange(0, min_open=True), default=_REQ["temperature"], show_default=True, help="Higher = more surprising.")
+@click.option("--top-k", type=click.IntRange(0), default=_REQ["top_k"], show_default=True, help="Draw among the k most likely tokens only (0 = off).")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=_REQ["top_p"], show_default=True, help="Nucleus sampling: the most likely tokens holding this probability.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Makes the output reproducible [default: random, printed].")
+@click.option("--key", type=KEY, help="Key such as C, Dm, F#, Bbm [default: one the model knows well, or the prime's].")
+@click.option("--time-signature", "time_signature", type=METER, help="Meter such as 4/4, 3/4, 6/8 [default: one the model knows well].")
+@click.option("--tempo", type=click.FloatRange(*rq.TEMPO_RANGE), default=None, help="Beats (quarter notes) per minute [default: usual for the meter].")
+@click.option("--program", type=PROGRAM, default="0", show_default=True, help="General MIDI instrument: number 0-127 or a name (flute, violin).")
+@click.option("--pitch-range", type=PITCH_RANGE, help="Hard limit for new notes, LOW-HIGH such as C4-G5 [default: the model's whole range].")
 @click.option("--prime", type=click.Path(dir_okay=False, path_type=Path), help="A MIDI melody to continue: its bars are kept, --bars new ones follow.")
 @click.option("--form", default="", help="Sections such as AABB (a repeated letter repeats its section); 'free': the model "
               "alone decides what repeats; 'corpus': each melody repeats bars the way a random training tune does "
               "[default: free for models with copy hints, like the shipped one; else corpus].")
-@click.option("--section-bars", type=int, default=None, help="Bars per --form section [default: --bars / sections, else 4].")
+@click.option("--section-bars", type=click.IntRange(1, rq.MAX_BARS), default=None, help="Bars per --form section [default: --bars / sections, else 4].")
 @click.option("--vary", is_flag=True, help="With --form: a repeated section gets a new last bar.")
-@click.option("--max-copy", type=int, default=12, show_default=True, help="Resample melodies that copy more than N notes of a training tune (0 = off).")
+@click.option("--max-copy", type=click.IntRange(0), default=_REQ["max_copy"], show_default=True, help="Resample melodies that copy more than N notes of a training tune (0 = off).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="MIDI file to write (with --num > 1: _01, _02 ... appended).")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True, help="Folder for generated files.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--musicxml", is_flag=True, help="Also write MusicXML for notation programs.")
 @click.option("--wav", is_flag=True, help="Also render audio (needs the fluidsynth program and a GM soundfont).")
 @click.option("--png", is_flag=True, help="Also write a piano-roll picture.")
-def command(**opts) -> None:
+def command(checkpoint, out, outdir, force, musicxml, wav, png, **options) -> None:
     """Write new melodies as MIDI files to outputs/ and print them ranked by bits per note.
 
     \b
@@ -141,9 +105,79 @@ def command(**opts) -> None:
     compose generate --form corpus --temperature 1.2        bars repeat as in a training tune
     compose generate --prime my_tune.mid --bars 8 --musicxml --png
     """
-    from composer.cli._generate_run import run
-
     try:
-        run(opts)
-    except ComposerError as e:  # one line, also when the command is invoked outside the group
+        _run(checkpoint, out, outdir, force, musicxml, wav, png, options)
+    except RequestError as e:  # a usage error: exit 2, also when invoked outside the group
+        raise click.UsageError(str(e)) from None
+    except ComposerError as e:
         raise click.ClickException(str(e)) from None
+
+
+def _run(checkpoint, out, outdir, force, musicxml, wav, png, options: dict) -> None:
+    """Validate, generate, write the files and print one line per melody."""
+    req = rq.GenerateRequest(**options)  # every value checked before torch is imported
+    wav_note = None
+    if wav:
+        from composer.music.render import wav_available
+
+        wav_note = wav_available()
+    suffixes = [".mid"] + [s for s, on in ((".musicxml", musicxml), (".wav", wav and not wav_note), (".png", png)) if on]
+    out_paths = _output_paths(out, req.num, suffixes, force)
+
+    from composer.generate.api import RESAMPLE_ROUNDS, Composer
+
+    told = set()
+
+    def progress(what: str, done: int, total: int) -> None:
+        if what not in told:
+            told.add(what)
+            click.echo(f"{what}: {total} files for --max-copy (once; cached beside the checkpoint)", err=True)
+
+    composer = Composer.load(checkpoint)
+    results = composer.generate(req, progress=progress, note=lambda text: click.echo(f"note: {text}", err=True))
+    _write(results, req, out_paths, outdir, suffixes, force, wav_note)
+    if wav_note:
+        click.echo(f"note: no WAV written: {wav_note}", err=True)
+    seed = results[0].seed
+    if req.seed is None:
+        click.echo(f"seed {seed} (pass --seed {seed} to repeat)")
+    if req.max_copy > 0 and results[0].longest_copy is not None:
+        still = sum(r.longest_copy > req.max_copy for r in results)
+        msg = (f"originality: resampled {sum(r.resampled for r in results)} of {req.num} that copied more than "
+               f"{req.max_copy} notes of a training tune")
+        click.echo(msg + (f"; {still} still do after {RESAMPLE_ROUNDS} rounds" if still else ""))
+
+
+def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bool, wav_note) -> None:
+    """Write each ranked melody (MIDI, then the extras), printing its path and bits per note."""
+    from composer.files import safe_name
+    from composer.music import render
+    from composer.music.bars import repeated_bars
+
+    written = []
+    try:
+        for r in results:
+            mel = r.melody
+            meter, key = str(mel.time_signature), mel.key.name
+            if out_paths[r.rank - 1] is not None:
+                mid = r.save(out_paths[r.rank - 1], force)
+            else:
+                stem = (f"{safe_name(Path(req.prime).stem)}_continued" if req.prime is not None else "melody") + \
+                       f"_{key.replace('#', 'sharp')}_{meter.replace('/', '-')}_{mel.n_bars}bars_seed{r.seed}"
+                stem += f"_{r.rank:02d}" if len(results) > 1 else ""
+                mid = _claim(outdir, stem, suffixes, r.save)
+            written.append(mid)
+            if ".musicxml" in suffixes:
+                written.append(render.write_musicxml(mel, mid.with_suffix(".musicxml"), force=force))
+            if ".wav" in suffixes:
+                written.append(render.write_wav(mid, mid.with_suffix(".wav"), force=force))
+            if ".png" in suffixes:
+                written.append(render.write_piano_roll(mel, mid.with_suffix(".png"), force=force))
+            cp = f", longest copy {r.longest_copy} notes" if r.longest_copy is not None else ""
+            extra = "".join(f" +{s[1:]}" for s in suffixes[1:])
+            click.echo(f"{mid}{extra}  {r.bits_per_note:.2f} bits/note  ({key} {meter}, {mel.n_bars} bars, "
+                       f"{len(mel.notes)} notes, {repeated_bars(mel)[0]} repeated bars{cp})")
+    except ComposerError as e:
+        if written:
+            raise type(e)(f"{e} (already written: {', '.join(str(p) for p in written)})") from None
+        raise

@@ -15,14 +15,14 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from composer.errors import ComposerError
 from composer.files import atomic_write
 from composer.music.melody import Melody
-from composer.tokens.tokenizer import BAR, DUR, PITCH, POS, TIMESIG, VOCAB
+from composer.tokens.tokenizer import Tokenizer
 
 INDEX_VERSION = 1
 _CAP = 4095  # onset gaps and durations are clipped to 12 bits
@@ -32,29 +32,17 @@ _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
 Source = Melody | Sequence[int] | np.ndarray
 
 
-def note_arrays(item: Source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def note_arrays(item: Source, tokenizer: Tokenizer | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(starts, durations, pitches) as int64 arrays of a Melody or of token ids."""
     if isinstance(item, Melody):
         a = np.array([(n.start, n.duration, n.pitch) for n in item.notes], dtype=np.int64).reshape(-1, 3)
         return a[:, 0], a[:, 1], a[:, 2]
-    ids = np.asarray(item, dtype=np.int64)
-    kinds, values = VOCAB.kinds[ids], VOCAB.values[ids]
-    ts = np.flatnonzero(kinds == TIMESIG)
-    bar_steps = int(values[ts[0]]) if len(ts) else 48
-    bar_no = np.cumsum(kinds == BAR) - 1  # bar of each token
-    pos = kinds == POS
-    starts = bar_no[pos] * bar_steps + values[pos]
-    pitches = values[kinds == PITCH]
-    note_no = np.cumsum(kinds == PITCH) - 1  # note that each Dur token belongs to
-    dur = kinds == DUR
-    durations = np.bincount(note_no[dur], weights=values[dur], minlength=len(pitches)).astype(np.int64)
-    n = min(len(starts), len(pitches), len(durations))
-    return starts[:n], durations[:n], pitches[:n]
+    return (tokenizer or Tokenizer()).note_arrays(item)
 
 
-def symbols(item: Source) -> np.ndarray:
+def symbols(item: Source, tokenizer: Tokenizer | None = None) -> np.ndarray:
     """One int64 symbol per pair of consecutive notes: (interval, onset gap, first duration)."""
-    starts, durations, pitches = note_arrays(item)
+    starts, durations, pitches = note_arrays(item, tokenizer)
     if len(pitches) < 2:
         return np.zeros(0, dtype=np.int64)
     interval = np.diff(pitches) + 128
@@ -132,9 +120,10 @@ class CopyIndex:
         self._g, self._p = _prefix_hashes(codes)
 
     @classmethod
-    def build(cls, melodies: Iterable[Source], names: Sequence[str] | None = None, key: str = "") -> CopyIndex:
-        """Index a list of Melody objects or token-id arrays."""
-        syms = [symbols(m) for m in melodies]
+    def build(cls, melodies: Iterable[Source], names: Sequence[str] | None = None, key: str = "",
+              tokenizer: Tokenizer | None = None) -> CopyIndex:
+        """Index a list of Melody objects or token-id arrays (of ``tokenizer``'s vocabulary)."""
+        syms = [symbols(m, tokenizer) for m in melodies]
         alphabet = np.unique(np.concatenate(syms)) if syms else np.zeros(0, np.int64)
         a = len(alphabet)
         parts = []
@@ -228,10 +217,6 @@ class CopyIndex:
         """Longest shared run, in notes, of each melody (int64 array)."""
         return np.array([c.notes for c in self.copies(melodies)], dtype=np.int64)
 
-    def longest_copy(self, melody: Source) -> int:
-        """Longest run of consecutive notes (intervals + rhythm) that a training melody also holds."""
-        return self.copies([melody])[0].notes
-
     def save(self, path: str | Path) -> Path:
         """Write the index as a .npz (no pickled objects), atomically."""
         buf = io.BytesIO()
@@ -265,45 +250,3 @@ def index_path(checkpoint_path: str | Path) -> Path:
     """Where a checkpoint's copy index is cached: beside it."""
     p = Path(checkpoint_path)
     return p.with_name(p.name + ".copyindex.npz")
-
-
-def load_index(checkpoint_path: str | Path, blob: dict, progress: Callable[[int, int], None] | None = None
-               ) -> CopyIndex | None:
-    """The copy index of a checkpoint's training melodies: the cached file beside the checkpoint
-    when it matches the training files, else built from them (and cached); None when neither."""
-    data = (blob.get("extra") or {}).get("data") or {}
-    train = [str(f) for f in data.get("train_files") or []]
-    key = files_key(train) if train else ""
-    cache = index_path(checkpoint_path)
-    if cache.is_file():
-        try:
-            idx = CopyIndex.load(cache)
-            if not key or idx.key == key:
-                return idx
-        except ComposerError:
-            pass  # stale or corrupt: rebuild below when the data is at hand
-    folder = Path(data.get("folder") or "")
-    if not train or not data.get("folder") or not folder.is_dir():
-        return None
-    melodies, names = _training_melodies(folder, train, progress)
-    if not melodies:
-        return None
-    idx = CopyIndex.build(melodies, names, key)
-    try:
-        idx.save(cache)
-    except (ComposerError, OSError):
-        pass  # a read-only install only costs the rebuild next time
-    return idx
-
-
-def _training_melodies(folder: Path, train: list[str], progress) -> tuple[list[np.ndarray], list[str]]:
-    """Token ids of the training files that are still present, with their names."""
-    from composer.data.corpus import load_corpus
-
-    wanted = set(train)
-    try:
-        corpus = load_corpus(folder, progress=progress)
-    except ComposerError:
-        return [], []
-    files = [f for f in corpus.files if f.path in wanted]
-    return [f.ids for f in files], [f.path for f in files]

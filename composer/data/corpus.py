@@ -34,6 +34,7 @@ class TokenizedFile:
     notes: int
     meter: str  # "6/8"
     key: str  # "Am"
+    sha256: str = ""  # of the file's bytes: a checkpoint records it to find its training files again
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,41 @@ def load_corpus(
     found = _scan(str(folder))
     if not found:
         raise CorpusError(f"{folder} holds no .mid or .midi files: add MIDI files or give another folder")
+    files, skipped = _tokenized(folder, found, cache_dir, workers, progress)
+    if not files:
+        why = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise CorpusError(f"no usable MIDI file in {folder}: all {len(found)} were skipped{why}; run `compose check {folder}`")
+    return Corpus(tuple(files), tuple(skipped))
+
+
+def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str] | None = None, *,
+                cache_dir: str | Path | None | bool = None, workers: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[TokenizedFile]:
+    """The listed files of ``folder`` (paths relative to it), tokenized through the same cache,
+    in the given order; nothing else in the folder is read. CorpusError names the first file
+    that is missing, changed (its sha256 differs from ``hashes``) or no longer usable."""
+    folder, names = Path(folder), list(names)
+    found = []
+    for rel in names:
+        try:
+            st = os.stat(folder / rel)
+        except OSError:
+            raise CorpusError(f"{folder / rel} is missing") from None
+        found.append((rel, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, whole=False)
+    if skipped:
+        raise CorpusError(f"{folder / skipped[0][0]} is no longer usable ({skipped[0][1]})")
+    for f in files:
+        want = (hashes or {}).get(f.path)
+        if want and want != f.sha256:
+            raise CorpusError(f"{folder / f.path} has changed since training (its content hash differs)")
+    return files
+
+
+def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cache_dir, workers, progress,
+               whole: bool = True) -> tuple[list[TokenizedFile], list[tuple[str, str]]]:
+    """(usable files, skipped (path, reason)) of ``found`` (path, stat) in ``folder``, through the
+    cache; ``whole``: ``found`` is the whole folder, so entries of files gone are dropped."""
     total = len(found)
     cache_file = None if cache_dir is False else _cache_path(Path(cache_dir or default_cache_dir()), folder)
     cached, old_stats = _read_cache(cache_file) if cache_file is not None and cache_file.exists() else ({}, {})
@@ -210,18 +246,18 @@ def load_corpus(
         entries[h] = entry
     if cache_file is not None and (todo or stats.keys() != old_stats.keys() or len(cached) != len(entries)):
         keep = {h: entries[h] for h in dict.fromkeys(hashes) if not h.startswith("unreadable:")}
-        _write_cache(cache_file, keep, stats)
+        if not whole:  # a few listed files: the rest of the folder's entries stay cached
+            keep, stats = {**cached, **keep}, {**old_stats, **stats}
+        if whole or todo or stats.keys() != old_stats.keys():
+            _write_cache(cache_file, keep, stats)
     files, skipped = [], []
     for (rel, _), h in zip(found, hashes):
         ids, notes, meter, key, reason = entries[h]
         if reason:
             skipped.append((rel, reason))
         else:
-            files.append(TokenizedFile(rel, ids, notes, meter, key))
-    if not files:
-        why = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-        raise CorpusError(f"no usable MIDI file in {folder}: all {total} were skipped{why}; run `compose check {folder}`")
-    return Corpus(tuple(files), tuple(skipped))
+            files.append(TokenizedFile(rel, ids, notes, meter, key, h))
+    return files, skipped
 
 
 def _run(todo: list[tuple[str, str]], workers: int | None, total: int, done: int, progress) -> Iterable[_Entry]:

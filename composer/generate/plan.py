@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 import torch
 
 from composer.errors import ComposerError
-from composer.tokens.grammar import TABLES
-from composer.music.melody import Key, Melody, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody
+from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
 from composer.generate.sample import Generated, Sampler, SamplingConfig
-from composer.tokens.tokenizer import encode
+from composer.tokens.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,13 @@ class Plan:
             raise ComposerError(f"bars must be positive, got {self.bars}")
 
 
-def generate(model: MelodyLSTM, plan: Plan, num: int = 1, generator: torch.Generator | None = None) -> list[Generated]:
+def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
+             generator: torch.Generator | None = None) -> list[Generated]:
     """Sample ``num`` melodies following ``plan`` as one batch (not ranked)."""
-    s = Sampler(model, num, plan.sampling, generator)
+    s = Sampler(model, tokenizer, num, plan.sampling, generator)
     if plan.prime is not None:
         p = plan.prime
-        body = encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
+        body = tokenizer.encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
         s.start([p.time_signature], [plan.key or p.key])
         s.feed([body] * num)
     else:
@@ -62,10 +64,10 @@ def generate(model: MelodyLSTM, plan: Plan, num: int = 1, generator: torch.Gener
         if letter not in sections:
             sections[letter] = s.sample_bars(size, final=last)
         elif plan.vary:
-            s.feed([sec[: max(j for j, t in enumerate(sec) if t == TABLES.bar)] for sec in sections[letter]], 1)
+            s.feed([sec[: max(j for j, t in enumerate(sec) if t == s.tables.bar)] for sec in sections[letter]], 1)
             s.sample_bars(1, final=last)
         else:
             s.feed(sections[letter])
             if last:
-                s.feed([[TABLES.eos]] * num)
+                s.feed([[s.tables.eos]] * num)
     return s.results()

@@ -20,12 +20,14 @@ import numpy as np
 import torch
 
 from composer.errors import ComposerError, TokenizerError
-from composer.tokens.grammar import TABLES, Grammar, Grammar1, make_grammar
+from composer.tokens.grammar import Grammar, Grammar1, make_grammar, tables_for
 from composer.model.hints import Matcher
 from composer.generate.structure import Follower
-from composer.music.melody import PITCH_MAX, PITCH_MIN, Key, Melody, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody
+from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
-from composer.tokens.tokenizer import MAX_BAR_STEPS, PITCH, VOCAB, decode
+from composer.tokens.tokenizer import MAX_BAR_STEPS, PITCH, Tokenizer
 
 _NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
 _FLUSH = 128  # steps of logits kept before their log-likelihoods are summed
@@ -62,20 +64,18 @@ class Generated:
     def bits_per_note(self) -> float:
         return self.nll_nats / math.log(2) / max(self.notes, 1)
 
-    def melody(self, tempo: float = 120.0, title: str = "") -> Melody:
-        return decode(self.ids, tempo=tempo, title=title)
-
 
 class Sampler:
     """A batch of sequences advanced together: ``start``, then ``feed`` / ``sample_bars``."""
 
-    def __init__(self, model: MelodyLSTM, batch: int, config: SamplingConfig = SamplingConfig(),
+    def __init__(self, model: MelodyLSTM, tokenizer: Tokenizer, batch: int, config: SamplingConfig = SamplingConfig(),
                  generator: torch.Generator | None = None) -> None:
         if batch < 1:
             raise ComposerError(f"batch must be positive, got {batch}")
         if model.training:
             model.eval()  # (only when needed: it drops the model's cached fused weights)
         self.model, self.batch, self.cfg = model, batch, config
+        self.vocab, self.tables = tokenizer.vocab, tables_for(tokenizer.vocab)
         self.gen = generator if generator is not None else torch.Generator().manual_seed(0)
         self.state = model.init_state(batch)
         self.logits: torch.Tensor | None = None  # (B, V): next-token logits
@@ -183,7 +183,7 @@ class Sampler:
             raise ComposerError("sampler already started")
         if not meters:
             raise ComposerError("no time signature to choose from")
-        v, b = VOCAB, self.batch
+        v, b = self.vocab, self.batch
         bos = torch.full((b,), v.bos, dtype=torch.long)
         self._toks.append((v.bos if b == 1 else bos.numpy(), None))
         self._hist_from = 1  # BOS is given, not predicted
@@ -200,7 +200,7 @@ class Sampler:
             blocked[row, [v.key_id(k) for k in choices]] = False
         key = self._draw(torch.from_numpy(blocked))
         self._take(key, key.numpy(), None, None)
-        self.grammar = make_grammar(v.values[ts_np], self.cfg.pitch_range)
+        self.grammar = make_grammar(v.values[ts_np], self.tables, self.cfg.pitch_range)
         self._blocked_t = torch.from_numpy(self.grammar.blocked)
 
     # --- body -------------------------------------------------------------------------------
@@ -215,10 +215,10 @@ class Sampler:
         width = int(lens.max(initial=0))
         if width == 0:
             return
-        pad = np.full((self.batch, width), TABLES.pad, dtype=np.int64)
+        pad = np.full((self.batch, width), self.tables.pad, dtype=np.int64)
         for row, s in enumerate(seqs):
             pad[row, : len(s)] = s
-        g.set_span(g.bars + (pad == TABLES.bar).sum(1) + more_bars, final=True)
+        g.set_span(g.bars + (pad == self.tables.bar).sum(1) + more_bars, final=True)
         for i in range(width):
             act = i < lens
             act_or_none = None if act.all() else act
@@ -226,7 +226,7 @@ class Sampler:
             bad = act & ~g.allows(tok_np)
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise TokenizerError(f"token {VOCAB.tokens[tok_np[row]]} at position {i} of sequence {row} breaks the grammar")
+                raise TokenizerError(f"token {self.vocab.tokens[tok_np[row]]} at position {i} of sequence {row} breaks the grammar")
             g.advance(tok_np, act_or_none)
             self._take(torch.from_numpy(tok_np), tok_np, act_or_none, act_or_none)
 
@@ -239,14 +239,14 @@ class Sampler:
         if n < 1:
             raise ComposerError(f"bars must be positive, got {n}")
         first, target = len(self._toks), g.bars + n
-        self.feed([[TABLES.bar]] * self.batch)
+        self.feed([[self.tables.bar]] * self.batch)
         g.set_span(target, final)
         limit = n * (3 * MAX_BAR_STEPS + 2)  # more tokens than any n bars can hold
         if plans is not None and len(plans) != self.batch:
             raise ComposerError(f"{len(plans)} bar plans for {self.batch} sequences")
-        follow = Follower(plans, TABLES) if plans is not None else None
+        follow = Follower(plans, self.tables) if plans is not None else None
         (self._sample_one if isinstance(g, Grammar1) else self._sample_batch)(g, final, limit, follow)
-        return [s[: len(s) - (s[-1] == TABLES.eos)] if s else s for s in self._rows(first)]
+        return [s[: len(s) - (s[-1] == self.tables.eos)] if s else s for s in self._rows(first)]
 
     def _draw1(self, blocked: np.ndarray, z: np.ndarray) -> int:
         """The same draw for batch 1 without top-k/p, in numpy on views of the same tensors
@@ -266,7 +266,7 @@ class Sampler:
         into one reused input tensor (the model reads it at once)."""
         blocked, blocked_np = self._blocked_t, g.blocked[0]
         fast = self.cfg.top_k == 0 and self.cfg.top_p >= 1.0
-        z = np.empty(len(VOCAB), dtype=np.float32)
+        z = np.empty(len(self.vocab), dtype=np.float32)
         tok = torch.zeros(1, dtype=torch.long)
         tok_np = tok.numpy()
         step, hist, toks = self.model.step, self._hist, self._toks
@@ -346,6 +346,6 @@ class Sampler:
         self._flush()
         out = []
         for row, ids in enumerate(self._rows()):
-            notes = int(np.count_nonzero(VOCAB.kinds[np.asarray(ids)] == PITCH))
+            notes = int(np.count_nonzero(self.vocab.kinds[np.asarray(ids)] == PITCH))
             out.append(Generated(tuple(ids), float(self._nll[row]), notes))
         return out

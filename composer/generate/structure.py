@@ -1,15 +1,10 @@
-"""Bar-level structure borrowed from real tunes: which bars repeat an earlier bar.
+"""Bar-level structure for generation: plans drawn from the training tunes (``--form corpus``)
+and the ``Follower`` that steers sampled rows along them.
 
-A plain LSTM wanders; real tunes repeat (a reel's 16-bar opening is often its A part
-twice, with a second ending). From each training melody we keep its *bar plan*: per
-bar, fresh, an exact copy of an earlier bar, or an echo of one (same rhythm and
-contour, new pitches: a sequence). ``compose generate`` draws the plan of a random
-training tune for each variation and the sampler follows it, so the generated set
-repeats bars as often, and in the same ways, as the corpus does; the notes
-themselves are always the model's.
-
-A plan is a list of ints, one per bar: ``FRESH`` (-1), or ``2 * j + kind`` where
-``j`` is the earlier bar and ``kind`` is ``COPY`` (0) or ``ECHO`` (1).
+``compose generate --form corpus`` draws the plan of a random training tune for each
+variation (``composer.data.plans``) and the sampler follows it, so the generated set
+repeats bars as often, and in the same ways, as the corpus does; the notes themselves
+are always the model's.
 """
 
 from __future__ import annotations
@@ -19,57 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from composer.music.melody import Melody
-from composer.evaluate.stats import bar_shapes
-
-FRESH, COPY, ECHO = -1, 0, 1
-MAX_PLAN_BARS = 64  # bars kept per tune
-_PAD = -2  # past a tune's end in the stored table
-
-
-def bar_plan(melody: Melody, max_bars: int = MAX_PLAN_BARS) -> list[int]:
-    """The plan of a melody's first ``max_bars`` bars (notes by onset bar; empty bars are fresh)."""
-    shapes = bar_shapes(melody)
-    exact: dict[tuple, int] = {}
-    shape: dict[tuple, int] = {}
-    plan = []
-    for b in range(min(melody.n_bars, max_bars)):
-        if b not in shapes:
-            plan.append(FRESH)
-            continue
-        rhythm, contour, pitches = shapes[b]
-        if (rhythm, pitches) in exact:
-            plan.append(2 * exact[(rhythm, pitches)] + COPY)
-        elif (rhythm, contour) in shape:
-            plan.append(2 * shape[(rhythm, contour)] + ECHO)
-        else:
-            plan.append(FRESH)
-        exact.setdefault((rhythm, pitches), b)
-        shape.setdefault((rhythm, contour), b)
-    return plan
-
-
-def checkpoint_table(blob: dict) -> torch.Tensor | None:
-    """The bar plans a checkpoint stores (None for checkpoints from before them)."""
-    table = (blob.get("extra") or {}).get("structure")
-    return table if isinstance(table, torch.Tensor) else None
-
-
-def plan_table(melodies: Sequence[Melody], max_bars: int = MAX_PLAN_BARS) -> torch.Tensor:
-    """(tunes, max_bars) int16 plans, padded past each tune's end: stored in the checkpoint."""
-    table = torch.full((len(melodies), max_bars), _PAD, dtype=torch.int16)
-    for i, m in enumerate(melodies):
-        p = bar_plan(m, max_bars)
-        table[i, : len(p)] = torch.tensor(p, dtype=torch.int16)
-    return table
-
-
-def table_from_ids(seqs: Sequence[Sequence[int]], max_bars: int = MAX_PLAN_BARS) -> torch.Tensor:
-    """``plan_table`` of tokenized melodies (a training split)."""
-    from composer.tokens.tokenizer import decode
-
-    return plan_table([decode(ids) for ids in seqs], max_bars)
-
+from composer.data.plans import COPY, FRESH
 
 def draw_plans(table: torch.Tensor | None, rows: int, bars: int, generator: torch.Generator) -> tuple[tuple[int, ...], ...] | None:
     """One plan of ``bars`` bars per row, each from a random tune at least that long (else the
@@ -89,19 +34,12 @@ def draw_plans(table: torch.Tensor | None, rows: int, bars: int, generator: torc
     return tuple(plans)
 
 
-def default_form(model, blob: dict) -> str:
-    """What ``compose generate`` does without --form: 'corpus' (follow training tunes' bar plans)
+def default_form(copy_hints: bool, has_plans: bool) -> str:
+    """What ``compose generate`` does without a form: 'corpus' (follow training tunes' bar plans)
     for a plain LSTM whose checkpoint holds them; 'free' for a model that reads copy hints,
     which makes its own repeats (on top of a plan it repeats far more than real tunes do:
     57% of bars against 41%, where alone it repeats 33%)."""
-    if model.cfg.copy_hints or checkpoint_table(blob) is None:
-        return "free"
-    return "corpus"
-
-
-def repeated_share(plan: Sequence[int]) -> float:
-    """Share of bars that copy or echo an earlier one."""
-    return sum(v != FRESH for v in plan) / max(len(plan), 1)
+    return "corpus" if has_plans and not copy_hints else "free"
 
 
 # What a following row must take next: a token id (>= 0), or one of these.

@@ -17,17 +17,19 @@ from composer.model.config import ModelConfig
 from composer.errors import CheckpointError, ComposerError
 from composer.files import atomic_write
 from composer.model.network import MelodyLSTM
-from composer.tokens.tokenizer import TOKENIZER_VERSION, VOCAB, Vocab
+from composer.tokens.tokenizer import Tokenizer
 
 FORMAT = "composer-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_MODEL = Path(__file__).parents[1] / "models" / "default.pt"
 
 
-def save_checkpoint(path: str | Path, model: MelodyLSTM, *, vocab: Vocab = VOCAB, train_config: dict | None = None,
-                    epoch: int = 0, metrics: dict | None = None, extra: dict | None = None, half: bool = False) -> Path:
-    """Write one self-contained checkpoint atomically. ``extra`` holds resume state
-    (optimizer, schedule, RNG) and must itself be tensors and plain data."""
+def save_checkpoint(path: str | Path, model: MelodyLSTM, *, tokenizer: Tokenizer | None = None,
+                    train_config: dict | None = None, epoch: int = 0, metrics: dict | None = None,
+                    extra: dict | None = None, half: bool = False) -> Path:
+    """Write one self-contained checkpoint atomically. ``extra`` holds the training record
+    (``TrainingRecord.to_extra``) and resume state (optimizer, schedule, RNG), all tensors and plain data."""
+    vocab = (tokenizer or Tokenizer()).vocab
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
              for k, v in model.state_dict().items()}
     blob = {
@@ -48,11 +50,12 @@ def save_checkpoint(path: str | Path, model: MelodyLSTM, *, vocab: Vocab = VOCAB
     try:
         return atomic_write(Path(path), buf.getvalue(), force=True)
     except ComposerError as e:
-        raise ComposerError(f"{e}; the previous checkpoint is unchanged") from None
+        raise type(e)(f"{e}; the previous checkpoint is unchanged") from None
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's data, validated; raises CheckpointError."""
+    """The checkpoint's plain data, its format checked; raises CheckpointError. (Only this
+    package's model modules read its keys: ``composer.model.bundle`` turns it into types.)"""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found: train one with `compose train` or pass --checkpoint")
@@ -65,20 +68,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a composer checkpoint")
     if blob.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {blob.get('format_version')}, expected {FORMAT_VERSION}")
-    if blob.get("tokenizer_version") != TOKENIZER_VERSION or tuple(blob.get("vocab", ())) != VOCAB.tokens:
-        raise CheckpointError(
-            f"{path} was trained with tokenizer version {blob.get('tokenizer_version')}; this composer uses "
-            f"version {TOKENIZER_VERSION}: retrain with `compose train`"
-        )
     return blob
 
 
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[MelodyLSTM, dict[str, Any]]:
-    """The model (eval mode, float32) and checkpoint data; ``None`` loads the shipped default."""
-    blob = read_checkpoint(DEFAULT_MODEL if path is None else path)
+def model_from_blob(blob: dict[str, Any], path: str | Path, tokenizer: Tokenizer) -> MelodyLSTM:
+    """The network of a checkpoint's data (float32, CPU); CheckpointError when the weights do not fit."""
     try:
-        model = MelodyLSTM(ModelConfig.from_dict(blob["model_config"]))
+        cfg = ModelConfig.from_dict(blob["model_config"])
+        if cfg.vocab_size != len(tokenizer):
+            raise CheckpointError(f"a model of {cfg.vocab_size} token ids for a vocabulary of {len(tokenizer)}")
+        model = MelodyLSTM(cfg)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
-    except (ComposerError, RuntimeError, KeyError, TypeError) as e:
+    except (ComposerError, RuntimeError, KeyError, TypeError, AttributeError, ValueError) as e:
         raise CheckpointError(f"{path}: weights do not match the model config ({str(e).splitlines()[0][:160]})") from None
-    return model.to(device).eval(), blob
+    return model
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu"):  # TRANSITION SHIM
+    from composer.model.bundle import load_bundle
+
+    b = load_bundle(path, device)
+    return b.model, read_checkpoint(b.path)

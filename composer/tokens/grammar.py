@@ -26,7 +26,9 @@ import numpy as np
 
 from composer.errors import TokenizerError
 from composer.music.melody import PITCH_MAX, PITCH_MIN
-from composer.tokens.tokenizer import BAR, DUR, MAX_DUR, PITCH, POS, VOCAB, Vocab
+from functools import lru_cache
+
+from composer.tokens.tokenizer import BAR, DUR, MAX_DUR, PITCH, POS, Vocab
 
 IN_BAR, AFTER_POS, AFTER_PITCH, AFTER_LONG_DUR, DONE, INVALID = range(6)
 
@@ -34,7 +36,7 @@ IN_BAR, AFTER_POS, AFTER_PITCH, AFTER_LONG_DUR, DONE, INVALID = range(6)
 class Tables:
     """Per-id lookup arrays derived from the vocabulary, built once."""
 
-    def __init__(self, vocab: Vocab = VOCAB) -> None:
+    def __init__(self, vocab: Vocab) -> None:
         kinds, values = vocab.kinds, vocab.values
         self.size = len(vocab)
         self.pos0, self.pitch0, self.dur0 = vocab.first(POS), vocab.first(PITCH), vocab.first(DUR)
@@ -54,14 +56,17 @@ class Tables:
         self.dur_value = np.where(kinds == DUR, values, 0)
 
 
-TABLES = Tables()
+@lru_cache(maxsize=4)
+def tables_for(vocab: Vocab) -> Tables:
+    """The (cached) tables of a vocabulary."""
+    return Tables(vocab)
 
 
 class Grammar:
     """Grammar state of ``batch`` sequences after their header (BOS TimeSig Key)."""
 
-    def __init__(self, bar_steps: np.ndarray, pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX),
-                 tables: Tables = TABLES) -> None:
+    def __init__(self, bar_steps: np.ndarray, tables: Tables,
+                 pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX)) -> None:
         lo, hi = pitch_range
         if not PITCH_MIN <= lo <= hi <= PITCH_MAX:
             raise TokenizerError(f"pitch range {lo}-{hi} is empty or outside {PITCH_MIN}-{PITCH_MAX}")
@@ -149,8 +154,8 @@ class Grammar1:
     """The same rules for one sequence, on Python ints: a batch-1 step costs a few
     microseconds instead of a dozen numpy calls. Offers Grammar's array interface too."""
 
-    def __init__(self, bar_steps: int, pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX),
-                 tables: Tables = TABLES) -> None:
+    def __init__(self, bar_steps: int, tables: Tables,
+                 pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX)) -> None:
         lo, hi = pitch_range
         if not PITCH_MIN <= lo <= hi <= PITCH_MAX:
             raise TokenizerError(f"pitch range {lo}-{hi} is empty or outside {PITCH_MIN}-{PITCH_MAX}")
@@ -235,7 +240,10 @@ class Grammar1:
         return np.array([self.phase == DONE])
 
 
-def make_grammar(bar_steps: np.ndarray, pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX)) -> Grammar | Grammar1:
+def make_grammar(bar_steps: np.ndarray, tables: Tables,
+                 pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX)) -> Grammar | Grammar1:
     """Grammar state for sequences with these bar lengths: the scalar kind for one sequence."""
     bar_steps = np.asarray(bar_steps).reshape(-1)
-    return Grammar1(int(bar_steps[0]), pitch_range) if len(bar_steps) == 1 else Grammar(bar_steps, pitch_range)
+    if len(bar_steps) == 1:
+        return Grammar1(int(bar_steps[0]), tables, pitch_range)
+    return Grammar(bar_steps, tables, pitch_range)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
 from composer.errors import TokenizerError
-from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, notes_from_arrays
+from composer.music.keys import Key
+from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Melody, notes_from_arrays
+from composer.music.meter import TimeSignature
 
 TOKENIZER_VERSION = 1
 MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar: 4/2, 8/4, 16/8
@@ -161,12 +163,74 @@ class Vocab:
         return cls(tuple(tokens), data["tokenizer_version"])
 
 
-VOCAB = Vocab.build()
+class Tokenizer:
+    """The vocabulary with Melody <-> token ids: the object passed to every part that reads or
+    writes tokens (a model's own comes from its checkpoint; ``Tokenizer()`` is this version's)."""
+
+    def __init__(self, vocab: Vocab | None = None) -> None:
+        self.vocab = vocab if vocab is not None else _default_vocab()
+
+    @property
+    def version(self) -> int:
+        return self.vocab.version
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and other.vocab == self.vocab
+
+    def __hash__(self) -> int:
+        return hash(self.vocab)
+
+    @classmethod
+    def from_tokens(cls, tokens, version: object) -> Tokenizer:
+        """The tokenizer a checkpoint was trained with; TokenizerError when this composer cannot read it."""
+        ours = _default_vocab()
+        if version != TOKENIZER_VERSION or tuple(tokens) != ours.tokens:
+            raise TokenizerError(f"tokenizer version {version} (this composer reads version {TOKENIZER_VERSION})")
+        return cls(ours)
+
+    def encode(self, melody: Melody) -> list[int]:
+        """Token ids of a melody (BOS ... EOS)."""
+        return _encode(melody, self.vocab)
+
+    def decode(self, ids, tempo: float = 120.0, title: str = "") -> Melody:
+        """Melody from token ids; TokenizerError when they break the grammar."""
+        return _decode(ids, self.vocab, tempo, title)
+
+    def count_notes(self, ids) -> int:
+        """Number of notes in a token sequence (its Pitch tokens)."""
+        return int(np.count_nonzero(self.vocab.kinds[_checked(ids, self.vocab)] == PITCH))
+
+    def note_arrays(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(starts, durations, pitches) of a well-formed sequence as int64 arrays, in numpy
+        (no Melody objects: indexing thousands of training tunes stays fast)."""
+        v = self.vocab
+        ids = np.asarray(ids, dtype=np.int64)
+        kinds, values = v.kinds[ids], v.values[ids]
+        ts = np.flatnonzero(kinds == TIMESIG)
+        if len(ts) == 0:
+            raise TokenizerError("token sequence has no TimeSig token")
+        bar_steps = int(values[ts[0]])
+        bar_no = np.cumsum(kinds == BAR) - 1  # bar of each token
+        pos = kinds == POS
+        starts = bar_no[pos] * bar_steps + values[pos]
+        pitches = values[kinds == PITCH]
+        note_no = np.cumsum(kinds == PITCH) - 1  # note that each Dur token belongs to
+        dur = kinds == DUR
+        durations = np.bincount(note_no[dur], weights=values[dur], minlength=len(pitches)).astype(np.int64)
+        n = min(len(starts), len(pitches), len(durations))
+        return starts[:n], durations[:n], pitches[:n]
 
 
-def encode(melody: Melody, vocab: Vocab = VOCAB) -> list[int]:
+@lru_cache(maxsize=1)
+def _default_vocab() -> Vocab:
+    return Vocab.build()
+
+
+def _encode(melody: Melody, v: Vocab) -> list[int]:
     """Token ids of a melody (BOS ... EOS), built with numpy: no per-token Python work."""
-    v = vocab
     bar_len, n_bars = melody.bar_steps, melody.n_bars
     head = [v.bos, v.timesig_id(melody.time_signature), v.key_id(melody.key)]
     if not melody.notes:
@@ -193,11 +257,10 @@ def encode(melody: Melody, vocab: Vocab = VOCAB) -> list[int]:
     return out.tolist()
 
 
-def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> Melody:
+def _decode(ids, v: Vocab, tempo: float = 120.0, title: str = "") -> Melody:
     """Melody from token ids; raises TokenizerError when they break the grammar.
 
     A missing EOS is accepted (a truncated sequence decodes to its complete bars)."""
-    v = vocab
     kinds, values = v.kind_list, v.value_list
     seq = _checked(ids, v)
     if len(seq) < 3 or seq[0] != v.bos or kinds[seq[1]] != TIMESIG or kinds[seq[2]] != KEY:
@@ -243,11 +306,6 @@ def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> 
     return Melody(notes_from_arrays(starts, durs, pitches), ts, key, n_bars, tempo=tempo, title=title)
 
 
-def count_notes(ids, vocab: Vocab = VOCAB) -> int:
-    """Number of notes in a token sequence (its Pitch tokens)."""
-    return int(np.count_nonzero(vocab.kinds[_checked(ids, vocab)] == PITCH))
-
-
 def _checked(ids, vocab: Vocab) -> list[int]:
     """The ids as ints, refusing any outside the vocabulary (numpy would wrap negative ones)."""
     try:
@@ -258,3 +316,19 @@ def _checked(ids, vocab: Vocab) -> list[int]:
         bad = next(t for t in seq if not 0 <= t < len(vocab))
         raise TokenizerError(f"token id {bad} is outside the vocabulary (0-{len(vocab) - 1})")
     return seq
+
+
+# TRANSITION SHIMS (removed once every caller takes a Tokenizer)
+VOCAB = _default_vocab()
+
+
+def encode(melody: Melody, vocab: Vocab = VOCAB) -> list[int]:
+    return _encode(melody, vocab)
+
+
+def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> Melody:
+    return _decode(ids, vocab, tempo, title)
+
+
+def count_notes(ids, vocab: Vocab = VOCAB) -> int:
+    return Tokenizer(vocab).count_notes(ids)

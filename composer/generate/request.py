@@ -1,0 +1,169 @@
+"""What to generate, validated once where it enters: the keywords of ``Composer.generate`` and
+the options of ``compose generate`` (the CLI takes its defaults and ranges from here)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from composer.errors import ComposerError, RequestError
+from composer.music.keys import Key
+from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, parse_pitch, pitch_name
+from composer.music.meter import TimeSignature
+
+MAX_BARS = 512  # new bars per melody
+MAX_NUM = 1024  # melodies per request
+MAX_PIECE_BARS = 4096  # a prime and its new bars together (the MIDI reader's limit too)
+TEMPO_RANGE = (20.0, 400.0)  # quarter notes per minute
+DEFAULT_BARS = 16
+PLAN_FORMS = ("free", "corpus")  # forms that are not section letters
+_RANGE = re.compile(r"^\s*([A-Ga-g][#b]*-?\d+|\d+)\s*(?:-|\.\.|:|–)\s*([A-Ga-g][#b]*-?\d+|\d+)\s*$")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise RequestError(message)
+
+
+def parse_program(text: str | int) -> int:
+    """General MIDI program from a number 0-127 or an instrument name ('flute', 'Acoustic Grand Piano')."""
+    t = str(text).strip()
+    if t.isdigit():
+        _check(int(t) <= 127, f"program {t} is outside 0-127 (General MIDI numbers)")
+        return int(t)
+    from pretty_midi import INSTRUMENT_MAP
+
+    names = [n.lower() for n in INSTRUMENT_MAP]
+    low = " ".join(t.lower().replace("_", " ").split())
+    hits = [i for i, n in enumerate(names) if n == low] or [i for i, n in enumerate(names) if low and low in n]
+    if len(hits) == 1 or (hits and low in ("piano", "guitar", "bass", "organ", "strings")):
+        return hits[0]
+    _check(not hits, f"program {text!r} is ambiguous: {', '.join(INSTRUMENT_MAP[i] for i in hits[:6])}")
+    raise RequestError(f"unknown program {text!r}: use a General MIDI number 0-127 or a name like flute, violin")
+
+
+def parse_pitch_range(text: str) -> tuple[int, int]:
+    """'C4-G5' or '60-79' -> (60, 79); refuses empty ranges and ranges off the piano."""
+    m = _RANGE.match(text)
+    _check(m is not None, f"pitch range {text!r}: use LOW-HIGH like C4-G5 or 60-79")
+    try:
+        lo, hi = parse_pitch(m.group(1)), parse_pitch(m.group(2))
+    except ComposerError as e:
+        raise RequestError(f"pitch range {text!r}: {e}") from None
+    _check(lo <= hi, f"pitch range {text!r} is empty: the low note {pitch_name(lo)} is above the high note {pitch_name(hi)}")
+    _check(PITCH_MIN <= lo and hi <= PITCH_MAX, f"pitch range {text!r} leaves the model's range "
+           f"{pitch_name(PITCH_MIN)}-{pitch_name(PITCH_MAX)} (MIDI {PITCH_MIN}-{PITCH_MAX})")
+    return lo, hi
+
+
+def check_range_in_key(pitch_range: tuple[int, int], key: Key) -> None:
+    """Refuse a pitch range that holds no note of ``key``'s scale."""
+    lo, hi = pitch_range
+    _check(any(key.in_scale(p) for p in range(lo, hi + 1)),
+           f"pitch range {pitch_name(lo)}-{pitch_name(hi)} is too narrow: it holds no note of {key.name}")
+
+
+def parse_key(text: str | Key) -> Key:
+    if isinstance(text, Key):
+        return text
+    try:
+        return Key.parse(str(text))
+    except ComposerError as e:
+        raise RequestError(str(e)) from None
+
+
+def parse_meter(text: str | TimeSignature) -> TimeSignature:
+    """A meter the tokenizer can hold."""
+    from composer.music.meter import supported_meters
+
+    try:
+        ts = text if isinstance(text, TimeSignature) else TimeSignature.parse(str(text))
+    except ComposerError as e:
+        raise RequestError(str(e)) from None
+    _check(ts in supported_meters(), f"time signature {ts} is not supported (bars longer than 8 quarters)")
+    return ts
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One generation request; values are parsed and checked on creation (RequestError)."""
+
+    bars: int | None = None  # new bars per melody [16, or the form's sections x section_bars]
+    num: int = 1  # variations, sampled as one batch and ranked by the model's bits per note
+    seed: int | None = None  # None: a random seed (the results carry the one used)
+    key: Key | str | None = None  # None: one the model knows well, or the prime's
+    time_signature: TimeSignature | str | None = None  # None: one the model knows well, or the prime's
+    temperature: float = 1.0  # divides the logits; higher = more surprising
+    top_k: int = 0  # draw among the k most likely tokens only (0 = off)
+    top_p: float = 1.0  # nucleus: the most likely tokens holding this probability
+    tempo: float | None = None  # quarter notes per minute [the prime's, else usual for the meter]
+    program: int | str = 0  # General MIDI instrument: number or name
+    pitch_range: tuple[int, int] | str | None = None  # hard limit for new notes ('C4-G5'); None: the model's range
+    prime: str | Path | Melody | None = None  # a melody (or MIDI file) to continue
+    form: str = ""  # '' = the model's default; 'free'; 'corpus'; section letters such as 'AABB'
+    section_bars: int | None = None  # bars per section of a lettered form [bars / sections, else 4]
+    vary: bool = False  # a repeated section gets a new last bar
+    max_copy: int = 12  # resample melodies that copy more notes than this of a training tune (0 = off)
+
+    def __post_init__(self) -> None:
+        put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: normalize once)
+        _check(isinstance(self.num, int) and 1 <= self.num <= MAX_NUM, f"num must be between 1 and {MAX_NUM}, got {self.num}")
+        _check(self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63),
+               f"seed must be a whole number >= 0, got {self.seed}")
+        _check(isinstance(self.temperature, (int, float)) and self.temperature > 0 and math.isfinite(self.temperature),
+               f"temperature must be a positive number, got {self.temperature}")
+        _check(isinstance(self.top_k, int) and self.top_k >= 0, f"top_k must be 0 (off) or positive, got {self.top_k}")
+        _check(isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
+        _check(self.tempo is None or (isinstance(self.tempo, (int, float)) and TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]),
+               f"tempo must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g} beats per minute, got {self.tempo}")
+        _check(isinstance(self.max_copy, int) and self.max_copy >= 0, f"max_copy must be 0 (off) or positive, got {self.max_copy}")
+        put("program", parse_program(self.program))
+        if self.key is not None:
+            put("key", parse_key(self.key))
+        if self.time_signature is not None:
+            put("time_signature", parse_meter(self.time_signature))
+        if isinstance(self.pitch_range, str):
+            put("pitch_range", parse_pitch_range(self.pitch_range))
+        elif self.pitch_range is not None:
+            lo, hi = (int(p) for p in self.pitch_range)
+            put("pitch_range", parse_pitch_range(f"{lo}-{hi}"))
+        if self.pitch_range is not None and self.key is not None:
+            check_range_in_key(self.pitch_range, self.key)
+        if isinstance(self.prime, str):
+            put("prime", Path(self.prime))
+        form = (self.form or "").strip()
+        put("form", form.lower() if form.lower() in PLAN_FORMS else form)
+        bars, section = self._sizes()
+        put("bars", bars)
+        put("section_bars", section)
+
+    def _sizes(self) -> tuple[int, int | None]:
+        """(new bars, bars per section) from bars, form and section_bars."""
+        bars, form, section = self.bars, self.form, self.section_bars
+        _check(bars is None or isinstance(bars, int), f"bars must be a whole number, got {bars!r}")
+        _check(section is None or isinstance(section, int), f"section_bars must be a whole number, got {section!r}")
+        if not form or form in PLAN_FORMS:
+            _check(section is None and not self.vary, "section_bars and vary need a form of sections such as AABB"
+                   + (f", not form {form}" if form else ""))
+            bars = DEFAULT_BARS if bars is None else bars
+        else:
+            _check(form.isalpha(), f"form {form!r}: use section letters only, such as AABB or ABAC")
+            n = len(form)
+            if section is None:
+                total = DEFAULT_BARS if bars is None else bars
+                _check(total % n == 0 or bars is None,
+                       f"bars {bars} does not split into {n} equal sections of form {form}: give section_bars")
+                section = total // n if total % n == 0 else 4
+            _check(section >= 1, f"section_bars must be positive, got {section}")
+            _check(bars is None or bars == n * section,
+                   f"bars {bars} must equal {n} sections x {section} bars = {n * section} for form {form}")
+            bars = n * section
+        _check(1 <= bars <= MAX_BARS, f"bars must be between 1 and {MAX_BARS}, got {bars}")
+        return bars, section
+
+    @classmethod
+    def keywords(cls) -> tuple[str, ...]:
+        """The request's keyword names (the web and Python APIs accept exactly these)."""
+        return tuple(f.name for f in fields(cls))

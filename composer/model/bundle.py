@@ -1,0 +1,186 @@
+"""The typed model bundle: a checkpoint turned into the model, its tokenizer and what it knows
+about its training data. The one place that reads checkpoint data and that decides "no
+checkpoint means the shipped model"; everything else uses these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+
+from composer.errors import CheckpointError, ComposerError, CorpusError
+from composer.model.checkpoint import DEFAULT_MODEL, model_from_blob, read_checkpoint
+from composer.model.network import MelodyLSTM
+from composer.tokens.tokenizer import Tokenizer
+
+Progress = Callable[[int, int], None]
+SHIPPED_DATA = Path(__file__).resolve().parents[2] / "midi_corpus"  # the corpus the shipped model learnt, beside the package
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a checkpoint records about its training data (empty fields in older checkpoints)."""
+
+    folder: str = ""  # the data folder as given to `compose train`
+    folder_resolved: str = ""  # the same folder as an absolute path on the training machine
+    train_files: tuple[str, ...] = ()  # paths relative to the folder, '/'-separated
+    val_files: tuple[str, ...] = ()
+    hashes: Mapping[str, str] = field(default_factory=dict)  # path -> sha256 of the file's bytes
+    meters: Mapping[str, int] = field(default_factory=dict)  # training melodies per meter ("6/8")
+    keys: Mapping[str, int] = field(default_factory=dict)  # training melodies per key ("Am")
+    train_tokens: int = 0
+    train_notes: int = 0
+    bar_plans: torch.Tensor | None = None  # (tunes, bars) int16 plans of the training tunes (generate.structure)
+    match_weights: Mapping | None = None  # fitted weights of the in-melody match model (evaluate.match)
+    baseline: Mapping = field(default_factory=dict)  # the n-gram baseline's figures on the same split
+    history: tuple[Mapping, ...] = ()  # one row of metrics per epoch
+
+    @classmethod
+    def from_files(cls, folder: str, train, val) -> TrainingRecord:
+        """The record of a split of TokenizedFiles read from ``folder``."""
+        from collections import Counter
+
+        return cls(folder=str(folder), folder_resolved=str(Path(folder).resolve()),
+                   train_files=tuple(f.path for f in train), val_files=tuple(f.path for f in val),
+                   hashes={f.path: f.sha256 for f in (*train, *val) if f.sha256},
+                   meters=dict(Counter(f.meter for f in train)), keys=dict(Counter(f.key for f in train)),
+                   train_tokens=int(sum(len(f.ids) for f in train)), train_notes=int(sum(f.notes for f in train)))
+
+    def to_extra(self) -> dict:
+        """The record as a checkpoint's plain data (the ``extra`` entries it owns)."""
+        data = {"folder": self.folder, "folder_resolved": self.folder_resolved, "train_files": list(self.train_files),
+                "val_files": list(self.val_files), "hashes": dict(self.hashes), "meters": dict(self.meters),
+                "keys": dict(self.keys), "train_tokens": self.train_tokens, "train_notes": self.train_notes}
+        out = {"data": data, "baseline": dict(self.baseline), "history": [dict(r) for r in self.history]}
+        if self.bar_plans is not None:
+            out["structure"] = self.bar_plans
+        if self.match_weights is not None:
+            out["match"] = dict(self.match_weights)
+        return out
+
+    @classmethod
+    def from_extra(cls, extra: object) -> TrainingRecord:
+        """Read the record from a checkpoint's ``extra`` data, ignoring what has the wrong type."""
+        extra = extra if isinstance(extra, dict) else {}
+        data = extra.get("data") if isinstance(extra.get("data"), dict) else {}
+
+        def strs(v) -> tuple[str, ...]:
+            return tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else ()
+
+        def counts(v) -> dict[str, int]:
+            return {str(k): int(n) for k, n in v.items() if isinstance(n, (int, float))} if isinstance(v, dict) else {}
+
+        plans, match = extra.get("structure"), extra.get("match")
+        hashes = data.get("hashes")
+        return cls(folder=str(data.get("folder") or ""), folder_resolved=str(data.get("folder_resolved") or ""),
+                   train_files=strs(data.get("train_files")), val_files=strs(data.get("val_files")),
+                   hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {},
+                   meters=counts(data.get("meters")), keys=counts(data.get("keys")),
+                   train_tokens=int(data.get("train_tokens") or 0), train_notes=int(data.get("train_notes") or 0),
+                   bar_plans=plans if isinstance(plans, torch.Tensor) else None,
+                   match_weights=match if isinstance(match, dict) else None,
+                   baseline=extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {},
+                   history=tuple(r for r in extra.get("history") or () if isinstance(r, dict)))
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A loaded model with its tokenizer and training record."""
+
+    model: MelodyLSTM
+    tokenizer: Tokenizer
+    record: TrainingRecord
+    path: Path  # the checkpoint file
+    shipped: bool  # the model that ships with composer
+    train_config: Mapping = field(default_factory=dict)
+    metrics: Mapping = field(default_factory=dict)
+    epoch: int = 0
+
+    @property
+    def name(self) -> str:
+        """How files and reports name the model: 'default' or the checkpoint's file name."""
+        return "default" if self.shipped else self.path.name
+
+    def data_folder(self, data: str | Path | None = None) -> Path:
+        """Where this model's training files are (the one rule): ``data`` when given; for the
+        shipped model the midi_corpus/ beside the package; else the recorded folder, as given
+        (from the working folder), then from the checkpoint's own folder, then as it resolved when
+        training. A folder counts when every listed file is there (their hashes are checked when
+        read). Raises CorpusError in one line naming --data."""
+        r = self.record
+        names = r.train_files + r.val_files
+        if not names:
+            raise CorpusError(f"{self.name} records no training files: pass the folder to compare with (--data DIR)")
+        if data is not None:
+            places = [Path(data)]
+        elif self.shipped:
+            places = [SHIPPED_DATA]
+        else:
+            places = [Path(r.folder), self.path.parent / r.folder] if r.folder else []
+            places += [Path(r.folder_resolved)] if r.folder_resolved else []
+        for place in places:
+            if place.is_dir() and all((place / n).is_file() for n in names):
+                return place
+        where = str(places[0]) if places else "(no folder recorded)"
+        missing = next((n for n in names if not (places and (places[0] / n).is_file())), names[0])
+        raise CorpusError(f"the {len(names)} training files of {self.name} are not in {where} (first missing: {missing}): "
+                          "pass --data DIR, the folder it was trained on")
+
+    def training_files(self, which: str = "train", data: str | Path | None = None, progress: Progress | None = None):
+        """The recorded ``train`` or ``val`` files as TokenizedFiles, read from ``data_folder``
+        (only the listed files, checked by content hash)."""
+        from composer.data.corpus import load_listed
+
+        names = self.record.train_files if which == "train" else self.record.val_files
+        folder = self.data_folder(data)
+        if not names:
+            raise CorpusError(f"{self.name} records no {'training' if which == 'train' else 'validation'} files")
+        return load_listed(folder, names, dict(self.record.hashes), progress=progress)
+
+    def copy_index(self, data: str | Path | None = None, progress: Progress | None = None):
+        """The originality index of the training melodies: the file cached beside the checkpoint
+        when it matches them, else built from the training files (and cached there when
+        writable); None when neither is possible."""
+        from composer.data.copyindex import CopyIndex, files_key, index_path
+
+        key = files_key(list(self.record.train_files)) if self.record.train_files else ""
+        cache = index_path(self.path)
+        if cache.is_file():
+            try:
+                idx = CopyIndex.load(cache)
+                if not key or idx.key == key:
+                    return idx
+            except ComposerError:
+                pass  # stale or corrupt: rebuilt below when the data is at hand
+        try:
+            files = self.training_files("train", data, progress)
+        except ComposerError:
+            return None
+        idx = CopyIndex.build([f.ids for f in files], [f.path for f in files], key, tokenizer=self.tokenizer)
+        try:
+            idx.save(cache)
+        except (ComposerError, OSError):
+            pass  # a read-only install only costs the rebuild next time
+        return idx
+
+
+def load_bundle(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> ModelBundle:
+    """The model bundle of a checkpoint file; ``None`` is the model shipped with composer."""
+    shipped = checkpoint is None
+    path = DEFAULT_MODEL if shipped else Path(checkpoint)
+    if shipped and not path.is_file():
+        raise CheckpointError(f"no default model is installed ({path} is missing): train one with `compose train` "
+                              "and pass --checkpoint outputs/runs/<name>/best.pt")
+    blob = read_checkpoint(path)
+    try:
+        tokenizer = Tokenizer.from_tokens(blob.get("vocab", ()), blob.get("tokenizer_version"))
+    except ComposerError as e:
+        raise CheckpointError(f"{path} was trained with {e}: retrain with `compose train`") from None
+    model = model_from_blob(blob, path, tokenizer).to(device).eval()
+    metrics = blob.get("metrics") if isinstance(blob.get("metrics"), dict) else {}
+    train_config = blob.get("train_config") if isinstance(blob.get("train_config"), dict) else {}
+    return ModelBundle(model, tokenizer, TrainingRecord.from_extra(blob.get("extra")), path, shipped,
+                       train_config, metrics, int(blob.get("epoch") or 0))
