@@ -52,7 +52,7 @@ def sampling_vs_bare_step(model, repeats: int, bars: int, table=None) -> tuple[f
     back (alternating which goes first) so they share the machine's load; medians are reported."""
     import torch
 
-    from composer.music.melody import TimeSignature
+    from composer.music.meter import TimeSignature
     from composer.generate.sample import Sampler, SamplingConfig
     from composer.generate.structure import draw_plans
 

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from composer.data.corpus import TokenizedFile
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
 from composer.train.runs import RunFolder
 from composer.tokens.tokenizer import VOCAB, count_notes, encode

@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from composer.cli import main
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import read_melody, write_midi
 
 FIXTURES = Path(__file__).parent / "fixtures"

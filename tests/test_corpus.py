@@ -11,7 +11,9 @@ import pytest
 import composer.data.corpus as corpus_mod
 from composer.data.corpus import Corpus, TokenizedFile, find_midi_files, load_corpus, split_files
 from composer.errors import CorpusError
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import melody_to_bytes, read_melody, write_midi
 from composer.tokens.tokenizer import TOKENIZER_VERSION, decode
 

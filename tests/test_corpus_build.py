@@ -19,7 +19,9 @@ from composer.data.build import (
     midi_text,
     select,
 )
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import read_report, write_midi
 
 music21 = pytest.importorskip("music21")

@@ -10,7 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import write_midi
 from composer.train.loop import TrainConfig, train
 

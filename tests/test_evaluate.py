@@ -15,7 +15,9 @@ from composer.cli import main
 from composer.model.config import ModelConfig
 from composer.model.checkpoint import load_model
 from composer.evaluate.report import compare_samples, generate_melodies, originality, real_vs_real
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import write_midi
 from composer.model.network import MelodyLSTM, sequence_nll
 from composer.data.copyindex import CopyIndex

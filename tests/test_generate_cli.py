@@ -15,7 +15,9 @@ from composer.model.checkpoint import DEFAULT_MODEL, save_checkpoint
 from composer.cli import main
 from composer.cli.generate import _claim
 from composer.model.config import ModelConfig
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import read_melody, write_midi
 from composer.model.network import MelodyLSTM
 from composer.music.render import wav_available

@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 
 from composer.errors import TokenizerError
 from composer.tokens.grammar import TABLES, Grammar, Grammar1, make_grammar
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.tokens.tokenizer import DUR, MAX_DUR, PITCH, POS, VOCAB, decode, encode
 
 V = VOCAB

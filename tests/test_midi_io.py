@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from composer.errors import ComposerError, MidiError
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import melody_to_bytes, read_melody, read_report, write_midi
 from composer.tokens.tokenizer import decode, encode
 from test_tokenizer import melodies

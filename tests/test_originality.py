@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from composer.errors import ComposerError
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import write_midi
 from composer.data.copyindex import CopyIndex, index_path, load_index, suffix_array, symbols
 from composer.tokens.tokenizer import encode

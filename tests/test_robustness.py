@@ -389,7 +389,7 @@ def rss_bytes() -> int:
 
 
 def test_a_thousand_generations_do_not_grow_memory(tmp_path: Path):
-    from composer.music.melody import TimeSignature
+    from composer.music.meter import TimeSignature
     from composer.generate.plan import Plan, generate
 
     threads = torch.get_num_threads()

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from composer.model.config import ModelConfig
 from composer.errors import ComposerError, TokenizerError
 from composer.model.hints import hints
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM, sequence_nll
 from composer.generate.plan import Plan, generate
 from composer.generate.sample import Sampler, SamplingConfig

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from composer.errors import ComposerError
-from composer.music.melody import Key, Melody, Note, TimeSignature
-from composer.evaluate.stats import FEATURES, bar_repetition, compare, melody_scalars, openings, plot
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
+from composer.music.bars import bar_repetition
+from composer.evaluate.stats import FEATURES, compare, melody_scalars, openings, plot
 
 TS = TimeSignature(4, 4)
 

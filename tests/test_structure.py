@@ -8,11 +8,13 @@ from hypothesis import strategies as st
 
 from composer.model.config import ModelConfig
 from composer.errors import ComposerError
-from composer.music.melody import Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import Melody, Note
+from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM, sequence_nll
 from composer.generate.plan import Plan, generate
 from composer.generate.sample import SamplingConfig
-from composer.evaluate.stats import bar_repetition, repeated_bars
+from composer.music.bars import bar_repetition, repeated_bars
 from composer.generate.structure import COPY, ECHO, FRESH, bar_plan, draw_plans, plan_table, repeated_share
 from composer.tokens.tokenizer import VOCAB
 from test_tokenizer import melodies

@@ -19,7 +19,9 @@ from composer.model.checkpoint import load_model, read_checkpoint
 from composer.cli import main
 from composer.model.config import ModelConfig
 from composer.errors import ComposerError
-from composer.music.melody import PITCH_MAX, PITCH_MIN, Key, Melody, Note, TimeSignature
+from composer.music.keys import Key
+from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, Note
+from composer.music.meter import TimeSignature
 from composer.music.midi_io import write_midi
 from composer.model.network import MelodyLSTM, sequence_nll
 from composer.train.runs import export_model

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from composer.errors import ComposerError
+from composer.music.bars import bar_repetition
 from composer.music.melody import Melody
 
 # Duration / onset-gap bins in grid steps (12 per quarter): the common values get a bin each.
@@ -23,8 +24,6 @@ _STEP_EDGES = [1, 3, 4, 5, 6, 7, 9, 10, 12, 13, 18, 19, 24, 25, 36, 37, 48, 49, 
 _STEP_LABELS = ["<16th", "16th", "trip8", "", "8th", "", "dot8", "", "4th", "", "dot4", "", "half", "",
                 "dot2", "", "whole", ">"]
 _INTERVAL_LIMIT = 12
-_MAJOR = {0, 2, 4, 5, 7, 9, 11}
-_MINOR = {0, 2, 3, 5, 7, 8, 10, 11}  # natural minor plus the raised leading tone
 _GRID = 128  # points of each density curve
 
 HISTOGRAMS = ("pitch_class", "interval", "duration", "ioi")
@@ -38,43 +37,13 @@ TITLES = {
 _MIN_BANDWIDTH = {"pitch_range": 1.0, "in_key_ratio": 0.02, "notes_per_bar": 0.25, "bar_repetition": 0.03}
 
 
-def bar_shapes(melody: Melody) -> dict[int, tuple[tuple, tuple, tuple]]:
-    """Per bar holding an onset, in order: (rhythm, contour, pitches) of the notes starting in
-    it; rhythm as (onset in the bar, duration), contour as the sign of each step."""
-    bar = melody.bar_steps
-    per_bar: dict[int, list] = {}
-    for n in melody.notes:
-        per_bar.setdefault(n.start // bar, []).append(n)
-    return {b: (tuple((n.start - b * bar, n.duration) for n in notes),
-                tuple(int(np.sign(y.pitch - x.pitch)) for x, y in zip(notes, notes[1:])),
-                tuple(n.pitch for n in notes))
-            for b, notes in sorted(per_bar.items())}
-
-
-def repeated_bars(melody: Melody) -> tuple[int, int]:
-    """(bars whose rhythm and contour repeat an earlier bar's, bars holding an onset)."""
-    shapes = bar_shapes(melody)
-    seen, repeats = set(), 0
-    for rhythm, contour, _ in shapes.values():
-        repeats += (rhythm, contour) in seen
-        seen.add((rhythm, contour))
-    return repeats, len(shapes)
-
-
-def bar_repetition(melody: Melody) -> float:
-    """Share of non-empty bars whose rhythm and contour repeat an earlier bar's."""
-    repeats, filled = repeated_bars(melody)
-    return repeats / filled if filled else 0.0
-
-
 def melody_scalars(melody: Melody) -> dict[str, float]:
     """The per-melody features of one melody."""
     pitches = np.array([n.pitch for n in melody.notes], dtype=np.int64)
-    scale = _MINOR if melody.key.minor else _MAJOR
     rel = (pitches - melody.key.tonic) % 12
     return {
         "pitch_range": float(pitches.max() - pitches.min()) if len(pitches) else 0.0,
-        "in_key_ratio": float(np.isin(rel, list(scale)).mean()) if len(pitches) else 0.0,
+        "in_key_ratio": float(np.isin(rel, melody.key.scale).mean()) if len(pitches) else 0.0,
         "notes_per_bar": len(pitches) / melody.n_bars,
         "bar_repetition": bar_repetition(melody),
     }

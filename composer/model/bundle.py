@@ -184,3 +184,28 @@ def load_bundle(checkpoint: str | Path | None = None, device: str | torch.device
     train_config = blob.get("train_config") if isinstance(blob.get("train_config"), dict) else {}
     return ModelBundle(model, tokenizer, TrainingRecord.from_extra(blob.get("extra")), path, shipped,
                        train_config, metrics, int(blob.get("epoch") or 0))
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, force: bool = False,
+                      data: str | Path | None = None) -> Path:
+    """A small fp16 copy of a checkpoint for sharing or shipping: weights, configs and the training
+    record (content hashes filled in from the training files when it lacks them); no optimizer or
+    resume state."""
+    from dataclasses import replace
+
+    from composer.errors import OutputError
+    from composer.model.checkpoint import save_checkpoint
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise OutputError(f"{out} already exists: use --force to overwrite it")
+    b = load_bundle(checkpoint)
+    record = b.record
+    if not record.hashes and record.train_files:
+        try:
+            files = b.training_files("train", data) + b.training_files("val", data)
+            record = replace(record, hashes={f.path: f.sha256 for f in files})
+        except ComposerError:
+            pass  # the data moved: the copy keeps the record as it was
+    return save_checkpoint(out, b.model, tokenizer=b.tokenizer, train_config=dict(b.train_config), epoch=b.epoch,
+                           metrics=dict(b.metrics), extra=record.to_extra(), half=True)

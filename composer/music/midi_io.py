@@ -14,17 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from composer.music import smf
-from composer.errors import MidiError, TokenizerError
+from composer.errors import MidiError, MusicError
 from composer.files import atomic_write
-from composer.music.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Key, Melody, TimeSignature, estimate_key,
-                             notes_from_arrays)
-from composer.tokens.tokenizer import supported_meters
+from composer.music import smf
+from composer.music.keys import Key, estimate_key
+from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Melody, notes_from_arrays
+from composer.music.meter import TimeSignature, supported_meters
 
 MAX_BARS = 4096  # longer melodies are refused (guards against absurd tick values)
 MAX_FILE_BYTES = 32 * 2**20
 MAX_NOTES = 500_000  # per file: bounds memory and time (the largest real songs hold a few ten thousand)
-_METERS = frozenset(supported_meters())  # the meters the tokenizer has a TimeSig token for
+_METERS = frozenset(supported_meters())  # the meters the composer handles (a TimeSig token each)
 _MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|sing|solo|tune", re.I)
 
 
@@ -217,7 +217,7 @@ def read_report(path: str | Path) -> ReadReport:
         tempo = before[-1] if before else tempos[0][1] if tempos else 120.0
         tempo = round(tempo, 3) if 1 <= tempo <= 1000 else 120.0
         melody = Melody(notes, meter, key, n_bars, tempo=tempo, title=_clean(track.name) or path.stem)
-    except TokenizerError as e:  # the reader promises MidiError only
+    except MusicError as e:  # the reader promises MidiError only
         raise MidiError(path, str(e)) from None
     return ReadReport(
         melody=melody,
@@ -236,9 +236,7 @@ def velocities(melody: Melody) -> list[int]:
     """Musical velocities: accents on the downbeat and main beats, a lift towards high notes,
     and a swell over each 4-bar phrase (so even a repeated one-note bar breathes)."""
     bar = melody.bar_steps
-    ts = melody.time_signature
-    compound = ts.denominator == 8 and ts.numerator % 3 == 0 and ts.numerator > 3
-    beat = 3 * STEPS_PER_QUARTER // 2 if compound else 4 * STEPS_PER_QUARTER // ts.denominator
+    beat = melody.time_signature.beat_steps
     lo, hi = melody.pitch_range()
     out = []
     for n in melody.notes:
@@ -255,7 +253,7 @@ def melody_to_bytes(melody: Melody, program: int = 0, track_name: str = "Melody"
     conductor track, one named track with ``program``, every track ending exactly on the
     last bar line."""
     if not 0 <= program <= 127:
-        raise ValueError(f"program {program} is outside 0-127")
+        raise MusicError(f"program {program} is outside 0-127")
     # MIDI text events hold latin-1 bytes: other characters (a file name like 'ソナタ.mid' in
     # the text) become '?'; control characters are dropped.
     tpq = 480

@@ -13,7 +13,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from composer.errors import ComposerError
+from composer.errors import OutputError
 from composer.files import atomic_write
 from composer.music.melody import STEPS_PER_QUARTER, Melody, pitch_name
 
@@ -23,7 +23,7 @@ SOUNDFONT_PLACES = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfon
 WAV_HINT = "install them with `apt install fluidsynth fluid-soundfont-gm` (Linux) or `brew install fluid-synth` (macOS)"
 
 
-class RenderUnavailable(ComposerError):
+class RenderUnavailable(OutputError):
     """A renderer's program or data is not installed."""
 
 
@@ -74,7 +74,7 @@ def write_musicxml(melody: Melody, path: str | Path, force: bool = False) -> Pat
         try:
             to_music21(melody).write("musicxml", fp=str(out))
         except Exception as e:  # music21 raises many kinds on notation it cannot express
-            raise ComposerError(f"cannot write MusicXML for {path.name}: {type(e).__name__}: {str(e)[:120]}") from None
+            raise OutputError(f"cannot write MusicXML for {path.name}: {type(e).__name__}: {str(e)[:120]}") from None
         return atomic_write(path, out.read_bytes(), force=force)
 
 
@@ -112,10 +112,10 @@ def write_wav(midi_path: str | Path, path: str | Path, force: bool = False, rate
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise ComposerError(f"fluidsynth failed on {midi_path}: {e}") from None
+            raise OutputError(f"fluidsynth failed on {midi_path}: {e}") from None
         if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
             msg = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
-            raise ComposerError(f"fluidsynth could not render {midi_path}: {(msg[-1] if msg else 'no output')[:160]}")
+            raise OutputError(f"fluidsynth could not render {midi_path}: {(msg[-1] if msg else 'no output')[:160]}")
         return atomic_write(path, out.read_bytes(), force=force)
 
 
@@ -130,8 +130,7 @@ def piano_roll_png(melody: Melody, title: str = "") -> bytes:
     q = STEPS_PER_QUARTER
     ts = melody.time_signature
     bar = melody.bar_steps
-    compound = ts.denominator == 8 and ts.numerator % 3 == 0 and ts.numerator > 3
-    beat = 3 * q // 2 if compound else 4 * q // ts.denominator
+    beat = ts.beat_steps
     lo, hi = melody.pitch_range()
     lo, hi = lo - 2, hi + 2
     fig = Figure(figsize=(min(4 + 1.1 * melody.n_bars * bar / (4 * q), 24), 2 + 0.14 * (hi - lo)), dpi=100)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from composer.errors import ComposerError
-from composer.music.melody import STEPS_PER_QUARTER, Key, Melody, Note, TimeSignature
-from composer.tokens.tokenizer import MAX_BAR_STEPS
+from composer.errors import MusicError
+from composer.music.keys import Key
+from composer.music.melody import STEPS_PER_QUARTER, Melody, Note
+from composer.music.meter import MAX_BAR_STEPS, TimeSignature
 
 DEFAULT_TEMPO = 120.0  # quarter notes per minute when the score has no metronome mark
 _MINOR_MODES = {"minor", "dorian", "phrygian", "aeolian", "locrian"}  # modes with a minor third
@@ -162,7 +163,7 @@ def _close_repeats(part) -> int:
 
 def score_to_melody(score, title: str, prefer_part: str | None = None,
                     meters: set[str] | None = None) -> tuple[Melody, dict]:
-    """The played melody of a music21 score and what conversion had to do; raises ComposerError.
+    """The played melody of a music21 score and what conversion had to do; raises MusicError.
 
     The info dict: expand_failed (repeats left as written), expansion (played length / written
     length), meter_changes (the longest one-meter stretch was kept), off_grid (note times rounded
@@ -185,14 +186,14 @@ def score_to_melody(score, title: str, prefer_part: str | None = None,
     flat = part.flatten()
     events = _events(part)
     if not events:
-        raise ComposerError("no notes")
+        raise MusicError("no notes")
     ts, lo, hi, info["meter_changes"] = _meter_stretch(flat, max(e[1] for e in events), meters)
     try:
         meter = TimeSignature(int(ts.numerator), int(ts.denominator))
         if meter.bar_steps > MAX_BAR_STEPS:
-            raise ComposerError("bar too long")
-    except ComposerError:
-        raise ComposerError(f"meter {ts.ratioString} not supported (bars up to 8 quarters)") from None
+            raise MusicError("bar too long")
+    except MusicError:
+        raise MusicError(f"meter {ts.ratioString} not supported (bars up to 8 quarters)") from None
     bar_ql = Fraction(meter.bar_steps, STEPS_PER_QUARTER)
     shift = Fraction(0)
     measures = [m for m in part.getElementsByClass(stream.Measure) if Fraction(m.offset) >= lo]
@@ -212,7 +213,7 @@ def score_to_melody(score, title: str, prefer_part: str | None = None,
             line[-1][1] = s  # overlapping voices: the earlier note stops
         line.append([s, e, pitch])
     if not line:
-        raise ComposerError(f"no notes in meter {meter}")
+        raise MusicError(f"no notes in meter {meter}")
     bar = meter.bar_steps
     cut = line[0][0] // bar * bar  # whole empty bars before the first note go (as the MIDI reader does)
     notes = tuple(Note(s - cut, e - s, p) for s, e, p in line)

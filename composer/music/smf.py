@@ -13,6 +13,9 @@ import struct
 from dataclasses import dataclass
 from typing import Sequence
 
+from composer.errors import MusicError
+from composer.music.meter import groups_in_threes
+
 NOTE_OFF, NOTE_ON, PROGRAM = 0x80, 0x90, 0xC0
 
 
@@ -26,7 +29,7 @@ class Event:
 def varlen(n: int) -> bytes:
     """A MIDI variable-length quantity: 7 bits per byte, high bit set on all but the last."""
     if n < 0:
-        raise ValueError(f"negative delta time {n}")
+        raise MusicError(f"negative delta time {n}")
     out = bytearray([n & 0x7F])
     n >>= 7
     while n:
@@ -49,10 +52,14 @@ def tempo_meta(bpm: float) -> bytes:
 
 
 def time_signature_meta(numerator: int, denominator: int) -> bytes:
-    """Meter with a metronome click per beat (a dotted quarter in compound meters such as 6/8)."""
+    """Meter with a metronome click per beat (a dotted quarter in compound meters such as 6/8).
+
+    The click of 6/16, 9/16, 12/16 (and n/32) is dotted too, although ``TimeSignature.is_compound``
+    counts those meters as simple: files have always been written so, and stay byte for byte."""
     if denominator & (denominator - 1) or not 1 <= denominator <= 128:
-        raise ValueError(f"time signature denominator {denominator} is not a power of two")
-    click = 96 // denominator * (3 if denominator >= 8 and numerator % 3 == 0 and numerator > 3 else 1)
+        raise MusicError(f"time signature denominator {denominator} is not a power of two")
+    clocks = 96 // denominator  # MIDI clocks (24 a quarter) per 1/denominator note
+    click = clocks * (3 if denominator >= 8 and groups_in_threes(numerator) else 1)
     return meta(0x58, bytes([numerator, denominator.bit_length() - 1, min(click, 255), 8]))
 
 

@@ -1,0 +1,83 @@
+"""Meters: the one home of what a time signature means on the grid (bar, beat, compound time,
+a usual tempo) and of which meters the composer handles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from composer.errors import MusicError
+from composer.music.melody import STEPS_PER_QUARTER
+
+MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar the composer handles: 4/2, 8/4, 16/8
+
+
+def groups_in_threes(numerator: int) -> bool:
+    """True for 6, 9, 12, ... notes a bar: they gather in threes, one beat each (compound time)."""
+    return numerator % 3 == 0 and numerator > 3
+
+
+@dataclass(frozen=True)
+class TimeSignature:
+    """A meter: ``numerator`` notes of 1/``denominator`` per bar; the bar must fit the grid."""
+
+    numerator: int
+    denominator: int
+
+    def __post_init__(self) -> None:
+        if self.numerator < 1 or self.denominator not in (1, 2, 4, 8, 16, 32):
+            raise MusicError(f"bad time signature {self.numerator}/{self.denominator}")
+        _ = self.bar_steps  # raises when a bar is not a whole number of steps
+
+    @property
+    def bar_steps(self) -> int:
+        """Grid steps in one bar."""
+        steps = self.numerator * 4 * STEPS_PER_QUARTER
+        if steps % self.denominator:
+            raise MusicError(f"time signature {self} does not fit the grid")
+        return steps // self.denominator
+
+    @property
+    def is_compound(self) -> bool:
+        """True for 6/8, 9/8, 12/8 ...: beats of three eighths. n/16 meters count as simple here
+        (their accents and piano-roll grid have always used sixteenths)."""
+        return self.denominator == 8 and groups_in_threes(self.numerator)
+
+    @property
+    def beat_steps(self) -> int:
+        """Grid steps per beat: a dotted quarter in compound meters, else one 1/denominator note
+        (rounded down: a 1/32 beat, 1.5 steps, counts as 1)."""
+        whole = 4 * STEPS_PER_QUARTER
+        return 3 * whole // self.denominator if self.is_compound else whole // self.denominator
+
+    @property
+    def beats(self) -> int:
+        """Beats per bar: 2 in 6/8, 3 in 3/4, 7 in 7/8."""
+        return self.numerator // 3 if self.is_compound else self.numerator
+
+    @property
+    def usual_tempo(self) -> float:
+        """A usual tempo in quarter notes per minute: lilting compound meters, brisk cut time."""
+        return 150.0 if self.is_compound else 180.0 if self.denominator == 2 else 120.0
+
+    @classmethod
+    def parse(cls, text: str) -> TimeSignature:
+        """Parse '4/4', '6/8'; MusicError for anything else."""
+        try:
+            num, den = (int(x) for x in text.strip().split("/"))
+            return cls(num, den)
+        except (ValueError, MusicError):
+            raise MusicError(f"unknown time signature {text!r}: use a form like 4/4, 3/4, 6/8") from None
+
+    def __str__(self) -> str:
+        return f"{self.numerator}/{self.denominator}"
+
+
+def supported_meters() -> list[TimeSignature]:
+    """Every n/d with d in 2, 4, 8, 16 whose bar fits ``MAX_BAR_STEPS``."""
+    out = []
+    for den in (2, 4, 8, 16):
+        for num in range(1, 33):
+            ts = TimeSignature(num, den)
+            if ts.bar_steps <= MAX_BAR_STEPS:
+                out.append(ts)
+    return out
