@@ -12,9 +12,7 @@ for ranking variations by bits per note.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,45 +22,13 @@ from composer.tokens.grammar import Grammar, Grammar1, make_grammar, tables_for
 from composer.model.hints import Matcher
 from composer.generate.structure import Follower
 from composer.music.keys import Key
-from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody
 from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
+from composer.generate.draw import Generated, SamplingConfig, gumbel_draw
 from composer.tokens.tokenizer import MAX_BAR_STEPS, PITCH, Tokenizer
 
 _NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
 _FLUSH = 128  # steps of logits kept before their log-likelihoods are summed
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    temperature: float = 1.0  # divides the logits; higher = more surprising
-    top_k: int = 0  # keep only the k most likely allowed tokens (0 = all)
-    top_p: float = 1.0  # nucleus: smallest set of allowed tokens with this much probability
-    pitch_range: tuple[int, int] = (PITCH_MIN, PITCH_MAX)  # inclusive MIDI pitches for new notes
-
-    def __post_init__(self) -> None:
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ComposerError(f"temperature must be a positive number, got {self.temperature}")
-        if self.top_k < 0:
-            raise ComposerError(f"top-k must be 0 (off) or positive, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ComposerError(f"top-p must be in (0, 1], got {self.top_p}")
-        lo, hi = self.pitch_range
-        if not PITCH_MIN <= lo <= hi <= PITCH_MAX:
-            raise ComposerError(f"pitch range {lo}-{hi} is empty or outside the model's {PITCH_MIN}-{PITCH_MAX}")
-
-
-@dataclass(frozen=True)
-class Generated:
-    """One sampled sequence with the model's log-likelihood of it."""
-
-    ids: tuple[int, ...]  # BOS ... EOS
-    nll_nats: float  # -log p of every token after BOS, model at temperature 1
-    notes: int
-
-    @property
-    def bits_per_note(self) -> float:
-        return self.nll_nats / math.log(2) / max(self.notes, 1)
 
 
 class Sampler:
@@ -116,20 +82,7 @@ class Sampler:
         """One id per sequence from softmax(logits / T) restricted to ~blocked (B, V) -> (B,)."""
         i = self._next_noise()  # (may redraw self._noise)
         noise = self._noise[i]
-        cfg = self.cfg
-        if cfg.top_k == 0 and cfg.top_p >= 1.0:
-            z = torch.add(noise, self.logits, alpha=1.0 / cfg.temperature)
-            return z.masked_fill_(blocked, -math.inf).argmax(1)
-        z = (self.logits / cfg.temperature).masked_fill_(blocked, -math.inf)
-        if 0 < cfg.top_k < z.shape[1]:
-            kth = z.topk(cfg.top_k, dim=1).values[:, -1:]
-            z.masked_fill_(z < kth, -math.inf)
-        if cfg.top_p < 1.0:
-            srt, idx = z.sort(dim=1, descending=True)
-            p = srt.softmax(dim=1)
-            drop = (p.cumsum(1) - p) > cfg.top_p  # keeps the top token always
-            z.scatter_(1, idx, srt.masked_fill(drop, -math.inf))
-        return (z + noise).argmax(1)
+        return gumbel_draw(self.logits, noise, blocked, self.cfg)
 
     def _take(self, tok: torch.Tensor, tok_np: np.ndarray, took: np.ndarray | None,
               keep: np.ndarray | None) -> None:
