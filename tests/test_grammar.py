@@ -6,13 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composer.errors import TokenizerError
-from composer.tokens.grammar import TABLES, Grammar, Grammar1, make_grammar
+from composer.tokens.grammar import Grammar, Grammar1, make_grammar, tables_for
 from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
-from composer.tokens.tokenizer import DUR, MAX_DUR, PITCH, POS, VOCAB, decode, encode
+from composer.tokens.tokenizer import DUR, MAX_DUR, PITCH, POS, Tokenizer
 
-V = VOCAB
+TOK = Tokenizer()
+V = TOK.vocab
+TABLES = tables_for(V)
 METERS = [TimeSignature(4, 4), TimeSignature(3, 4), TimeSignature(6, 8), TimeSignature(2, 2), TimeSignature(7, 8), TimeSignature(5, 16)]
 
 
@@ -22,7 +24,7 @@ def header(ts: TimeSignature, key: Key = Key(0)) -> list[int]:
 
 def random_walk(rng, bar_steps: list[int], bars: int, pitch_range=(21, 108), batch_kind=Grammar):
     """Draw uniformly among allowed ids until every sequence closes; returns id lists."""
-    g = Grammar(np.array(bar_steps), pitch_range) if batch_kind is Grammar else Grammar1(bar_steps[0], pitch_range)
+    g = Grammar(np.array(bar_steps), TABLES, pitch_range) if batch_kind is Grammar else Grammar1(bar_steps[0], TABLES, pitch_range)
     seqs = [[] for _ in bar_steps]
     g.advance(np.full(len(bar_steps), V.bar))
     for s in seqs:
@@ -50,13 +52,13 @@ def test_every_walk_decodes_to_exactly_n_bars(seed, meter, bars, lo, width):
     pr = (lo, min(108, lo + width))
     for kind in (Grammar, Grammar1):
         for body in random_walk(rng, [meter.bar_steps] * (2 if kind is Grammar else 1), bars, pr, kind):
-            m = decode(header(meter) + body)
+            m = TOK.decode(header(meter) + body)
             assert m.n_bars == bars and body.count(V.bar) == bars and body[-1] == V.eos
             assert all(pr[0] <= n.pitch <= pr[1] for n in m.notes)
             assert all(a.end <= b.start for a, b in zip(m.notes, m.notes[1:]))
             assert m.notes[-1].end > (bars - 1) * meter.bar_steps  # last bar sounds
             assert m.notes[0].start < meter.bar_steps  # first bar holds a note
-            assert encode(m) == header(meter) + body  # canonical: the tokenizer writes the same ids
+            assert TOK.encode(m) == header(meter) + body  # canonical: the tokenizer writes the same ids
 
 
 notes_st = st.lists(st.tuples(st.integers(0, 40), st.integers(1, 250), st.integers(21, 108)), max_size=12)
@@ -71,8 +73,8 @@ def test_grammar_accepts_every_encoded_melody(meter, raw, extra_bars):
         notes.append(Note(t + gap, dur, pitch))
         t += gap + dur
     bars = max(1, -(-t // meter.bar_steps)) + extra_bars
-    body = encode(Melody(tuple(notes), meter, Key(0), bars))[3:]
-    for g in (Grammar(np.array([meter.bar_steps, meter.bar_steps])), Grammar1(meter.bar_steps)):
+    body = TOK.encode(Melody(tuple(notes), meter, Key(0), bars))[3:]
+    for g in (Grammar(np.array([meter.bar_steps, meter.bar_steps]), TABLES), Grammar1(meter.bar_steps, TABLES)):
         g.set_span(bars, final=True)
         for tok in body:
             arr = np.array([tok] * g.batch)
@@ -92,7 +94,7 @@ def test_grammar_accepts_every_encoded_melody(meter, raw, extra_bars):
 @given(seed=st.integers(0, 2**31), meter=st.sampled_from(METERS), bars=st.integers(1, 5))
 def test_scalar_and_batch_grammars_agree(seed, meter, bars):
     rng = np.random.default_rng(seed)
-    gb, g1 = Grammar(np.array([meter.bar_steps]), (40, 90)), Grammar1(meter.bar_steps, (40, 90))
+    gb, g1 = Grammar(np.array([meter.bar_steps]), TABLES, (40, 90)), Grammar1(meter.bar_steps, TABLES, (40, 90))
     for g in (gb, g1):
         g.advance(np.array([V.bar]))
         g.set_span(bars, final=False)
@@ -111,14 +113,14 @@ def test_scalar_and_batch_grammars_agree(seed, meter, bars):
 
 
 def test_rules_in_detail():
-    g = Grammar1(48)  # 4/4: 48 steps a bar
+    g = Grammar1(48, TABLES)  # 4/4: 48 steps a bar
     g.set_span(2, final=True)
     assert set(np.flatnonzero(~g.mask()[0])) == {V.bar}  # after the header: a Bar
     g.step(V.bar)
     ids = np.flatnonzero(~g.mask()[0])
     assert set(V.kinds[ids]) == {POS}  # no Bar before the first note: bar 1 is never empty
     assert V.values[ids].tolist() == list(range(48))
-    assert Grammar1(48).allows1(V.bar)  # forced tokens (a prime) may hold empty bars
+    assert Grammar1(48, TABLES).allows1(V.bar)  # forced tokens (a prime) may hold empty bars
     for tok in (TABLES.pos0 + 10, V.pitch_id(60)):
         g.step(tok)
     durs = np.flatnonzero(~g.mask()[0])
@@ -130,7 +132,7 @@ def test_rules_in_detail():
 
 
 def test_long_notes_chain_dur_96():
-    g = Grammar1(48)
+    g = Grammar1(48, TABLES)
     g.set_span(5, final=True)
     for tok in (V.bar, TABLES.pos0, V.pitch_id(60), TABLES.dur0 + MAX_DUR - 1):
         g.step(tok)
@@ -142,7 +144,7 @@ def test_long_notes_chain_dur_96():
 
 
 def test_sections_close_with_bar_and_pitch_range_is_hard():
-    g = make_grammar(np.array([36, 36]), (60, 62))
+    g = make_grammar(np.array([36, 36]), TABLES, (60, 62))
     assert isinstance(g, Grammar)
     g.advance(np.array([V.bar, V.bar]))
     g.set_span(1, final=False)
@@ -151,4 +153,4 @@ def test_sections_close_with_bar_and_pitch_range_is_hard():
     assert V.values[pitches].tolist() == [60, 61, 62] and set(V.kinds[pitches]) == {PITCH}
     assert g.allows(np.array([V.pitch_id(30)] * 2)).all()  # forced tokens (a prime) may leave the range
     with pytest.raises(TokenizerError):
-        Grammar1(36, (70, 60))
+        Grammar1(36, TABLES, (70, 60))

@@ -9,8 +9,11 @@ from hypothesis import strategies as st
 from composer.train.batching import Transposer, WindowSampler, flatten
 from composer.model.hints import BUCKETS, EDGES, NONE, V, Matcher, hints, split_hints
 from composer.music.midi_io import read_melody
-from composer.tokens.tokenizer import PITCH, VOCAB, encode
+from composer.tokens.tokenizer import PITCH, Tokenizer
 from composer.train.config import TrainConfig
+
+TOK = Tokenizer()
+VOCAB = TOK.vocab
 
 
 def brute_force(seq: list[int]) -> list[int]:
@@ -53,7 +56,7 @@ def test_a_repeated_strain_is_predicted_from_its_first_pass(tmp_path):
         inst.notes.append(pretty_midi.Note(90, p, i * 0.25, i * 0.25 + 0.25))
     pm.instruments.append(inst)
     pm.write(str(tmp_path / "aa.mid"))
-    ids = encode(read_melody(tmp_path / "aa.mid"))
+    ids = TOK.encode(read_melody(tmp_path / "aa.mid"))
     bucket, token = split_hints(hints(ids))
     half = [i for i, t in enumerate(ids) if VOCAB.kinds[t] == PITCH][len(strain)]  # second pass, first note
     late = np.arange(half + 8, len(ids) - 2)

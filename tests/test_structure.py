@@ -11,14 +11,18 @@ from composer.errors import ComposerError
 from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
-from composer.model.network import MelodyLSTM, sequence_nll
+from composer.model.network import MelodyLSTM
+from nll_reference import sequence_nll
 from composer.generate.plan import Plan, generate
 from composer.generate.sample import SamplingConfig
 from composer.music.bars import bar_repetition, repeated_bars
-from composer.generate.structure import COPY, ECHO, FRESH, bar_plan, draw_plans, plan_table, repeated_share
-from composer.tokens.tokenizer import VOCAB
+from composer.data.plans import COPY, ECHO, FRESH, bar_plan, plan_table, table_from_ids
+from composer.generate.structure import default_form, draw_plans
+from composer.tokens.tokenizer import Tokenizer
 from test_tokenizer import melodies
 
+TOK = Tokenizer()
+VOCAB = TOK.vocab
 TS = TimeSignature(3, 4)  # 36 steps a bar
 
 
@@ -36,7 +40,6 @@ def test_bar_plan_finds_copies_echoes_and_fresh_bars():
     m = Melody(tuple(notes), TS, Key(0), 7)
     assert bar_plan(m) == [FRESH, 2 * 0 + COPY, 2 * 0 + ECHO, FRESH, FRESH, 2 * 3 + COPY, 2 * 2 + COPY]
     assert bar_plan(m, max_bars=3) == [FRESH, COPY, ECHO]
-    assert repeated_share(bar_plan(m)) == pytest.approx(4 / 7)
     assert repeated_bars(m) == (4, 6)  # the statistic agrees: 4 of the 6 bars holding notes repeat
 
 
@@ -61,12 +64,19 @@ def test_table_and_draws():
     assert draw_plans(None, 3, 4, g) is None
     a = draw_plans(table, 50, 1, torch.Generator().manual_seed(3))
     assert a == draw_plans(table, 50, 1, torch.Generator().manual_seed(3)) and len(a) == 50
+    assert torch.equal(table_from_ids([TOK.encode(long), TOK.encode(short)], TOK), table)  # from a tokenized split
+
+
+def test_default_form_is_free_for_copy_hints_and_corpus_plans_otherwise():
+    assert default_form(copy_hints=False, has_plans=True) == "corpus"
+    assert default_form(copy_hints=True, has_plans=True) == "free"  # such a model repeats by itself
+    assert default_form(copy_hints=False, has_plans=False) == "free"
 
 
 @pytest.fixture(scope="module")
 def model() -> MelodyLSTM:
     torch.manual_seed(0)
-    return MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=24, hidden_size=32, num_layers=2)).eval()
+    return MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=24, hidden_size=32, num_layers=2, dropout=0.3, copy_hints=False)).eval()
 
 
 def shape(m: Melody, b: int):
@@ -98,8 +108,8 @@ PLAN = (FRESH, 2 * 0 + COPY, 2 * 0 + ECHO, FRESH, 2 * 3 + COPY, 2 * 1 + ECHO, FR
 def test_sampler_follows_the_plan(model, batch, temperature, meter):
     plan = Plan(bars=8, meters=(meter,), sampling=SamplingConfig(temperature=temperature), structure=(PLAN,) * batch)
     followed = 0
-    for g in generate(model, plan, batch, torch.Generator().manual_seed(batch)):
-        m = g.melody()
+    for g in generate(model, TOK, plan, batch, torch.Generator().manual_seed(batch)):
+        m = TOK.decode(g.ids)
         assert m.n_bars == 8 and g.ids[-1] == VOCAB.eos and all(a.end <= b.start for a, b in zip(m.notes, m.notes[1:]))
         for b, v in enumerate(PLAN):
             if v == FRESH or not free_to_follow(m, b, v // 2):
@@ -117,9 +127,9 @@ def test_sampler_follows_the_plan(model, batch, temperature, meter):
 
 def test_structure_repeats_more_than_free_sampling(model):
     plans = (PLAN + PLAN,) * 16
-    free = generate(model, Plan(bars=16), 16, torch.Generator().manual_seed(1))
-    planned = generate(model, Plan(bars=16, structure=plans), 16, torch.Generator().manual_seed(1))
-    rep = lambda rs: np.mean([bar_repetition(r.melody()) for r in rs])  # noqa: E731
+    free = generate(model, TOK, Plan(bars=16), 16, torch.Generator().manual_seed(1))
+    planned = generate(model, TOK, Plan(bars=16, structure=plans), 16, torch.Generator().manual_seed(1))
+    rep = lambda rs: np.mean([bar_repetition(TOK.decode(r.ids)) for r in rs])  # noqa: E731
     assert rep(planned) > rep(free) + 0.2
 
 
@@ -127,8 +137,8 @@ def test_a_prime_is_kept_and_the_new_bars_follow_the_plan(model):
     prime = Melody(tuple(bar(0, MOTIF) + bar(1, OTHER)), TS, Key(0), 2)
     plan = Plan(bars=8, prime=prime, structure=(PLAN,) * 16)
     followed = 0
-    for g in generate(model, plan, 16, torch.Generator().manual_seed(2)):
-        m = g.melody()
+    for g in generate(model, TOK, plan, 16, torch.Generator().manual_seed(2)):
+        m = TOK.decode(g.ids)
         assert m.n_bars == 10 and m.notes[:5] == prime.notes
         new = m.bars(2, 8)
         for b, v in enumerate(PLAN):
@@ -140,6 +150,6 @@ def test_a_prime_is_kept_and_the_new_bars_follow_the_plan(model):
 
 def test_structure_is_refused_with_a_form_or_the_wrong_count(model):
     with pytest.raises(ComposerError, match="form"):
-        generate(model, Plan(bars=8, form="AB", structure=(PLAN,)), 1)
+        generate(model, TOK, Plan(bars=8, form="AB", structure=(PLAN,)), 1)
     with pytest.raises(ComposerError, match="2 bar plans for 3"):
-        generate(model, Plan(bars=8, structure=(PLAN, PLAN)), 3)
+        generate(model, TOK, Plan(bars=8, structure=(PLAN, PLAN)), 3)
