@@ -24,7 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composer.model import checkpoint as ckpt_mod
-from composer.model.checkpoint import load_model, read_checkpoint, save_checkpoint
+from composer.model.bundle import load_bundle
+from composer.model.checkpoint import read_checkpoint, save_checkpoint
 from composer.cli import main
 from composer.model.config import ModelConfig
 from composer.errors import CheckpointError, ComposerError
@@ -45,7 +46,7 @@ def _cache(tmp_path, monkeypatch):
 
 def tiny_model(seed: int = 0, hidden: int = 32) -> MelodyLSTM:
     torch.manual_seed(seed)
-    return MelodyLSTM(ModelConfig(embed_size=16, hidden_size=hidden, num_layers=1))
+    return MelodyLSTM(ModelConfig(embed_size=16, hidden_size=hidden, num_layers=1, dropout=0.3, copy_hints=False))
 
 
 def good_files(folder: Path, n: int = 12) -> list[str]:
@@ -126,7 +127,7 @@ def assert_loadable_run(run: Path) -> None:
     """best.pt and last.pt load (or do not exist yet); anything else is a dot-temp file no loader picks up."""
     for name in ("best.pt", "last.pt"):
         if (run / name).exists():
-            load_model(run / name)
+            load_bundle(run / name)
     for p in run.iterdir():
         assert p.name in ("best.pt", "last.pt", "metrics.csv", "loss.png", "config.json") or (
             p.name.startswith(".") and p.name.endswith(".tmp")), p.name
@@ -164,10 +165,9 @@ def test_train_on_a_hostile_folder_survives_sigkill_and_resumes(tmp_path: Path):
     assert res.exit_code == 0, res.output
     assert not list(run.glob(".*.tmp"))  # the resumed run swept the stale temp files
     assert skipped_lines(res.output, "train") == first and f"{len(bad)} files skipped" in res.output
-    model, blob = load_model(run / "last.pt")
-    assert blob["epoch"] == epoch + 1
-    data = blob["extra"]["data"]
-    assert set(data["train_files"]) | set(data["val_files"]) == {n for n, w in expected.items() if w is None}
+    last = load_bundle(run / "last.pt")
+    assert last.epoch == epoch + 1
+    assert set(last.record.train_files) | set(last.record.val_files) == {n for n, w in expected.items() if w is None}
     assert_loadable_run(run)
 
 
@@ -175,13 +175,14 @@ KILLER = r"""
 import json, os, random, signal, sys, time
 import torch
 torch.set_num_threads(1)
-from composer.model.checkpoint import load_model, read_checkpoint, save_checkpoint
+from composer.model.bundle import load_bundle
+from composer.model.checkpoint import read_checkpoint, save_checkpoint
 from composer.model.config import ModelConfig
 from composer.model.network import MelodyLSTM
 folder = sys.argv[1]
 path = os.path.join(folder, "last.pt")
 torch.manual_seed(0)
-model = MelodyLSTM(ModelConfig(embed_size=64, hidden_size=256, num_layers=2))  # ~4 MB: writes take a while
+model = MelodyLSTM(ModelConfig(embed_size=64, hidden_size=256, num_layers=2, dropout=0.3, copy_hints=False))  # ~4 MB: writes take a while
 save_checkpoint(path, model, epoch=0)
 rng = random.Random(3)
 kills, mid_write, epochs = 0, 0, set()
@@ -200,7 +201,7 @@ for k in range(int(sys.argv[2])):
     left = set(os.listdir(folder)) - before
     mid_write += any(n.endswith(".tmp") for n in left)  # killed between mkstemp and os.replace
     epochs.add(read_checkpoint(path)["epoch"])
-    load_model(path)  # every kill leaves a whole, loadable checkpoint
+    load_bundle(path)  # every kill leaves a whole, loadable checkpoint
 print(json.dumps({"kills": kills, "mid_write": mid_write, "distinct_epochs": len(epochs),
                   "files": sorted(os.listdir(folder))}))
 """
@@ -279,7 +280,7 @@ def test_malicious_pickles_are_refused_without_running(tmp_path: Path):
     (tmp_path / "tunes").mkdir()
     for p in paths:
         with pytest.raises(CheckpointError, match="not a readable composer checkpoint") as e:
-            load_model(p)
+            load_bundle(p)
         assert "\n" not in str(e.value)
         for args in (["generate", "--checkpoint", str(p), "--outdir", str(tmp_path / "out"), "--max-copy", "0"],
                      ["evaluate", str(tmp_path / "tunes"), "--checkpoint", str(p), "--out", str(tmp_path / "ev")]):
@@ -306,7 +307,7 @@ def test_other_versions_and_vocabularies_are_refused(tmp_path: Path, change, wor
     change(blob)
     torch.save(blob, path)
     with pytest.raises(CheckpointError, match=words) as e:
-        load_model(path)
+        load_bundle(path)
     assert "\n" not in str(e.value) and str(path) in str(e.value)
     (tmp_path / "tunes").mkdir()
     res = CliRunner().invoke(main, ["evaluate", str(tmp_path / "tunes"), "-c", str(path)])
@@ -395,13 +396,13 @@ def test_a_thousand_generations_do_not_grow_memory(tmp_path: Path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model, _ = load_model(save_checkpoint(tmp_path / "tiny.pt", tiny_model()))
+        bundle = load_bundle(save_checkpoint(tmp_path / "tiny.pt", tiny_model()))
         plan = Plan(bars=4, meters=(TimeSignature(4, 4), TimeSignature(6, 8)))
         gen = torch.Generator().manual_seed(0)
         notes = 0
         for i in range(1000):
-            (r,) = generate(model, plan, 1, gen)
-            notes += len(r.melody().notes)
+            (r,) = generate(bundle.model, bundle.tokenizer, plan, 1, gen)
+            notes += len(bundle.tokenizer.decode(r.ids).notes)
             if i == 99:
                 gc.collect()
                 warm = rss_bytes()
