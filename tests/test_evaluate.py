@@ -13,16 +13,19 @@ from click.testing import CliRunner
 from composer.model.checkpoint import save_checkpoint
 from composer.cli import main
 from composer.model.config import ModelConfig
-from composer.model.checkpoint import load_model
-from composer.evaluate.report import compare_samples, generate_melodies, originality, real_vs_real
+from composer.evaluate.samples import compare_samples, originality, real_vs_real
+from composer.generate.api import Composer
+from composer.model.bundle import load_bundle
 from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
 from composer.music.midi_io import write_midi
-from composer.model.network import MelodyLSTM, sequence_nll
+from composer.model.network import MelodyLSTM
+from nll_reference import sequence_nll
 from composer.data.copyindex import CopyIndex
-from composer.tokens.tokenizer import VOCAB, encode
+from composer.tokens.tokenizer import Tokenizer
 
+TOK = Tokenizer()
 TS = TimeSignature(6, 8)
 
 
@@ -52,7 +55,7 @@ def setup(tmp_path, monkeypatch):
         write_midi(m, data / name)
     (data / "broken.mid").write_bytes(b"not midi at all")
     torch.manual_seed(0)
-    model = MelodyLSTM(ModelConfig(vocab_size=len(VOCAB), embed_size=16, hidden_size=24, num_layers=2, dropout=0.0))
+    model = MelodyLSTM(ModelConfig(vocab_size=len(TOK), embed_size=16, hidden_size=24, num_layers=2, dropout=0.0, copy_hints=False))
     extra = {"data": {"folder": str(data), "train_files": names[:6], "val_files": names[6:],
                       "meters": {"6/8": 8}, "keys": {"G": 8}},
              "structure": torch.tensor([[-1, 0, -1, 2 * 2 + 1] + [-2] * 60], dtype=torch.int16)}  # bar 1 = bar 0, bar 3 echoes 2
@@ -75,7 +78,7 @@ def test_folder_likelihood_json(setup):
     assert out["files"] == 8 and [s["file"] for s in out["skipped"]] == ["broken.mid"]
     assert out["skipped"][0]["reason"]
     assert out["notes"] == sum(len(m.notes) for m in TUNES)
-    ids = [torch.tensor(encode(m)) for m in TUNES]
+    ids = [torch.tensor(TOK.encode(m)) for m in TUNES]
     assert out["tokens"] == sum(len(x) - 1 for x in ids)
     with torch.no_grad():  # whole melodies, state carried: the same as one forward pass each
         nll = sum(float(sequence_nll(model.eval(), x)) for x in ids)
@@ -133,16 +136,18 @@ def test_samples_against_validation_files(setup, tmp_path):
 
 
 def test_generation_is_seeded(setup):
+    """evaluate --samples draws through Composer.generate: seeded, in the checkpoint's meters,
+    following its bar plans by default."""
     _, ckpt, _ = setup
-    model, blob = load_model(ckpt)
-    a = generate_melodies(model, blob, 3, 4, seed=5)
-    b = generate_melodies(model, blob, 3, 4, seed=5)
+    composer = Composer(load_bundle(ckpt))
+    melodies = lambda **kw: [r.melody for r in composer.generate(bars=4, num=3, seed=5, max_copy=0, **kw)]  # noqa: E731
+    a, b = melodies(), melodies()
     assert [m.notes for m in a] == [m.notes for m in b] and all(m.n_bars == 4 for m in a)
     assert {str(m.time_signature) for m in a} == {"6/8"}  # the meters the checkpoint was trained on
-    formed = generate_melodies(model, blob, 3, 4, seed=5, form="AABB")
+    formed = melodies(form="AABB")
     assert all(m.bars(0, 1).notes == m.bars(1, 1).notes for m in formed)
-    assert isinstance(blob["extra"]["structure"], torch.Tensor)  # bar plans of the training tunes
-    free = generate_melodies(model, blob, 3, 4, seed=5, form="free")
+    assert isinstance(composer.bundle.record.bar_plans, torch.Tensor) and composer.default_form == "corpus"
+    free = melodies(form="free")
     assert [m.notes for m in free] != [m.notes for m in a]
 
 
