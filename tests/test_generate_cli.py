@@ -28,7 +28,7 @@ DATA = {"meters": {"6/8": 120, "4/4": 90, "3/4": 40, "5/4": 1}, "keys": {"G": 60
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> tuple[Path, MelodyLSTM]:
     torch.manual_seed(0)
-    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2))
+    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2, dropout=0.3, copy_hints=False))
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, model, extra={"data": DATA})
     return path, model
@@ -157,7 +157,7 @@ def test_default_structure_comes_from_the_checkpoints_tunes(tmp_path):
     """Without --form each melody follows a training tune's bar plan (here: every bar copies
     bar 0, when the grammar lets it); --form free samples without one."""
     torch.manual_seed(0)
-    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2))
+    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2, dropout=0.3, copy_hints=False))
     plans = torch.full((3, 64), -2, dtype=torch.int16)
     plans[:, :8] = torch.tensor([-1] + [0] * 7, dtype=torch.int16)
     ckpt = save_checkpoint(tmp_path / "tiny.pt", model, extra={"data": DATA, "structure": plans})
@@ -188,7 +188,7 @@ def test_default_structure_comes_from_the_checkpoints_tunes(tmp_path):
     assert repeats(tmp_path / "h-default") == [0] * 4 and repeats(tmp_path / "h-corpus") == [1] * 4
     bare = save_checkpoint(tmp_path / "no-plans" / "tiny.pt", hinted, extra={"data": DATA})
     r = gen((bare, hinted), tmp_path, *args, "--form", "corpus", out="none")
-    assert r.exit_code == 1 and "needs a checkpoint with bar plans" in r.output and not files(tmp_path / "none")
+    assert r.exit_code == 2 and "needs a checkpoint with bar plans" in r.output and not files(tmp_path / "none")  # asks what this model cannot do
 
 
 def test_extra_renderings_and_missing_fluidsynth(tiny, tmp_path):
@@ -245,18 +245,22 @@ BAD = [
     (["--pitch-range", "low-high"], "LOW-HIGH"),
     (["--form", "AB1"], "letters"),
     (["--form", "AAB", "--bars", "16"], "sections"),
-    (["--section-bars", "4"], "--form"),
-    (["--vary"], "--form"),
-    (["--form", "free", "--vary"], "not --form free"),
+    (["--section-bars", "4"], "need a form of sections"),
+    (["--vary"], "need a form of sections"),
+    (["--form", "free", "--vary"], "not form free"),
     (["--out", "x.txt"], ".mid"),
 ]
 
 
 @pytest.mark.parametrize("args,words", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_options_fail_in_one_line_and_write_nothing(tiny, tmp_path, args, words):
+def test_bad_options_are_usage_errors_and_write_nothing(tiny, tmp_path, args, words):
+    """A malformed, out-of-range or conflicting value exits 2 (click's convention: its short
+    usage block, then one line ``Error: ...`` that says what is wrong)."""
     res = gen(tiny, tmp_path, *args)
-    assert res.exit_code != 0 and words in res.output, res.output
-    assert len(res.output.strip().splitlines()) == 1 and res.output.startswith("Error:")
+    assert res.exit_code == 2, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and words in errors[0] and res.output.strip().endswith(errors[0]), res.output
+    assert "Traceback" not in res.output
     assert files(tmp_path / "out") == [] and not (tmp_path / "x.txt").exists()
 
 
@@ -266,16 +270,21 @@ def test_bad_checkpoints_and_primes(tiny, tmp_path):
     text = tmp_path / "notes.mid"
     text.write_text("these are not MIDI bytes")
     waltz = write_midi(Melody((Note(0, 36, 60),), TimeSignature(3, 4), Key(0), 1), tmp_path / "waltz.mid")
-    cases = [
+    cases = [  # a missing or bad file: exit 1, one line
         (["-c", str(tmp_path / "missing.pt")], "not found"),
         (["-c", str(garbage)], "not a readable composer checkpoint"),
         (["-c", str(other_version(tmp_path / "v99.pt", tiny))], "tokenizer version"),
         (["-c", str(tiny[0]), "--prime", str(text)], "not a MIDI file"),
-        (["-c", str(tiny[0]), "--prime", str(waltz), "--time-signature", "4/4"], "3/4"),
+        (["-c", str(tiny[0]), "--prime", str(tmp_path / "nowhere.mid")], "nowhere.mid"),
     ]
     for args, words in cases:
         res = CliRunner().invoke(main, ["generate", "--outdir", str(tmp_path / "out"), *args])
         assert res.exit_code == 1 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+        assert res.output.startswith("Error: ")
+    # a prime and an option that contradict each other: a usage error (exit 2)
+    res = CliRunner().invoke(main, ["generate", "--outdir", str(tmp_path / "out"), "-c", str(tiny[0]),
+                                    "--prime", str(waltz), "--time-signature", "4/4"])
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith("Error: the prime is in 3/4"), res.output
     assert files(tmp_path / "out") == []
 
 
