@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from composer.errors import ModelError
 from composer.model.ngram import NGramModel, best_order
 
 V = 10  # small vocabulary: 0 = PAD, 1 = BOS, 2 = EOS, 3.. = symbols
@@ -115,8 +116,8 @@ def test_higher_order_wins_on_a_repetitive_language() -> None:
 
 
 def test_rejects_bad_orders() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelError, match="order must be at least 1, got 0"):
         NGramModel(0)
     lm = NGramModel(2, vocab_size=V).fit([np.array([1, 3, 2])])
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelError, match="order 3 is outside 1..2"):
         lm.score([np.array([1, 3, 2])], order=3)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from composer.train.batching import Transposer, WindowSampler, flatten
+from composer.train.batching import Transposer, WindowSampler
 from composer.model.checkpoint import load_model, read_checkpoint
 from composer.cli import main
 from composer.model.config import ModelConfig
@@ -23,9 +23,10 @@ from composer.music.keys import Key
 from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, Note
 from composer.music.meter import TimeSignature
 from composer.music.midi_io import write_midi
-from composer.model.network import MelodyLSTM, sequence_nll
+from composer.model.network import MelodyLSTM
+from nll_reference import sequence_nll
 from composer.train.runs import export_model
-from composer.model.scoring import score_sequences, token_nlls
+from composer.model.scoring import make_score, sequence_nlls, token_nlls
 from composer.tokens.tokenizer import KEY, PITCH, VOCAB, encode
 from composer.train.loop import TrainConfig, train
 
@@ -126,7 +127,7 @@ def test_batched_scores_equal_one_melody_at_a_time(copy_hints) -> None:
     model = MelodyLSTM(ModelConfig(len(VOCAB), 16, 24, 2, 0.2, copy_hints=copy_hints)).eval()
     rng = np.random.default_rng(1)
     seqs = [np.array(encode(make_melody(rng, bars=int(b)))) for b in rng.integers(1, 12, 7)]
-    s = score_sequences(model, seqs, batch_size=3)
+    s = make_score(sequence_nlls(model, seqs, batch_size=3), seqs)
     with torch.no_grad():
         singles = [float(sequence_nll(model, torch.from_numpy(x))) for x in seqs]
     np.testing.assert_allclose(s.per_sequence, singles, rtol=1e-5)

@@ -15,11 +15,11 @@ length-1 sequence on a CPU.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from composer.errors import ModelError
 from composer.model.config import ModelConfig
-from composer.model.hints import BUCKETS, hints, split_hints
+from composer.model.hints import BUCKETS, split_hints
 from composer.model.hints import V as HINT_V
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
@@ -32,7 +32,7 @@ class MelodyLSTM(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
         if cfg.copy_hints:
             if cfg.vocab_size != HINT_V:
-                raise ValueError(f"copy hints encode the tokenizer's {HINT_V} ids, not {cfg.vocab_size}")
+                raise ModelError(f"copy hints encode the tokenizer's {HINT_V} ids, not {cfg.vocab_size}")
             self.hint_token = nn.Embedding(cfg.vocab_size, cfg.embed_size)
             self.hint_length = nn.Embedding(BUCKETS, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
@@ -60,7 +60,7 @@ class MelodyLSTM(nn.Module):
 
     def _need(self, hints: torch.Tensor | None) -> torch.Tensor:
         if hints is None:
-            raise ValueError("this model reads copy hints: pass hints (composer.model.hints)")
+            raise ModelError("this model reads copy hints: pass hints (composer.model.hints)")
         return hints
 
     def _hint_embed(self, hints: torch.Tensor) -> torch.Tensor:
@@ -140,9 +140,3 @@ class MelodyLSTM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-
-def sequence_nll(model: MelodyLSTM, ids: torch.Tensor) -> torch.Tensor:
-    """Summed negative log-likelihood (nats) of ids[1:] given ids[:-1]; ids (T,) one melody."""
-    h = torch.from_numpy(hints(ids[:-1].tolist())).unsqueeze(0) if model.cfg.copy_hints else None
-    logits, _ = model(ids[:-1].unsqueeze(0), hints=h)
-    return F.cross_entropy(logits[0].float(), ids[1:], reduction="sum")

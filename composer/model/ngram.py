@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from composer.errors import ModelError
 from composer.model.scoring import SequenceScore, make_score
 from composer.tokens.tokenizer import VOCAB
 
@@ -75,7 +76,7 @@ class NGramModel:
 
     def __init__(self, order: int = 5, vocab_size: int = len(VOCAB)) -> None:
         if order < 1:
-            raise ValueError(f"n-gram order must be at least 1, got {order}")
+            raise ModelError(f"n-gram order must be at least 1, got {order}")
         self.order, self.vocab_size = order, vocab_size
         self.levels: list[_Level] = []
 
@@ -119,7 +120,7 @@ class NGramModel:
         """Natural-log probability of every predicted token and the melody index of each."""
         n = self.order if order is None else order
         if not 1 <= n <= self.order:
-            raise ValueError(f"order {n} is outside 1..{self.order}")
+            raise ModelError(f"n-gram order {n} is outside 1..{self.order}")
         v = self.vocab_size
         flat, pos = _pad(seqs, self.order - 1)
         target = flat[pos]

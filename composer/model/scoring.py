@@ -99,14 +99,3 @@ def sequence_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str 
     """Summed NLL in nats of each sequence's tokens after the first, in input order."""
     return [float(t.sum()) for t in token_nlls(model, seqs, device, batch_size, chunk)]
 
-
-def score_sequences(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
-                    batch_size: int = 64) -> SequenceScore:
-    """Whole-melody NLL of ``seqs`` (each BOS ... EOS) under ``model``, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        nlls = sequence_nlls(model, seqs, device=device, batch_size=batch_size)
-    finally:
-        model.train(was_training)
-    return make_score(nlls, seqs)

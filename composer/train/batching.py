@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from composer.errors import TrainingError
 from composer.model.hints import V, split_hints
 from composer.music.melody import PITCH_MAX, PITCH_MIN
 from composer.tokens.tokenizer import PITCH, VOCAB, Vocab
@@ -90,9 +91,9 @@ class WindowSampler:
                  max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu",
                  hints: torch.Tensor | None = None) -> None:
         if tokens.numel() < seq_len + 2:
-            raise ValueError(f"{tokens.numel()} tokens cannot fill one window of {seq_len + 1}")
+            raise TrainingError(f"{tokens.numel()} tokens cannot fill one window of {seq_len + 1}: lower --seq-len")
         if hints is not None and hints.shape != tokens.shape:
-            raise ValueError(f"{hints.numel()} hints for {tokens.numel()} tokens")
+            raise TrainingError(f"{hints.numel()} hints for {tokens.numel()} tokens: compute one hint per token")
         self.tokens = tokens.to(device)
         self.hints = hints.to(device) if hints is not None else None
         self.seq_len, self.batch_size = seq_len, batch_size

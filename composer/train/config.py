@@ -1,32 +1,34 @@
-"""TrainConfig: every knob of a training run, with its reason, checked on creation."""
+"""TrainConfig: every knob of a training run, with its reason, checked on creation.
+
+Its model fields take their defaults from ModelConfig and its ``LIMITS`` hold every numeric
+field's allowed values: ``__post_init__`` checks them and ``compose train`` turns them into
+click ranges, so the library, the model and the command line cannot disagree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
-from composer.model.config import ModelConfig
-from composer.errors import ComposerError
+from composer.errors import TrainingError
+from composer.model.config import AT_LEAST_1, POSITIVE, Limit, ModelConfig, check_limits
 
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ComposerError(msg)
+_M = ModelConfig.LIMITS
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = "midi_corpus"  # folder of MIDI files, searched recursively
-    # Model: the defaults suit the 12-minute default run on a 2-core CPU (measured on midi_corpus/
-    # on a busy machine: 2.14 validation bits/note with copy hints, 3.13 without, against 4.14
-    # for the n-gram baseline).
-    layers: int = 2  # stacked LSTM layers
-    hidden: int = 256  # LSTM state width
-    embed: int = 128  # token embedding width
-    dropout: float = 0.1  # on the embedding, between layers and before the output layer (a short run underfits)
-    tie: bool = True  # share embedding and output weights: fewer parameters, better on small corpora
-    # Feed the LSTM the melody's own longest earlier match (composer.model.hints): tunes repeat whole
-    # parts, and a plain LSTM's memory fades after a few bars.
-    copy_hints: bool = True
+    # Model: ModelConfig's defaults suit the 12-minute default run on a 2-core CPU (measured on
+    # midi_corpus/ on a busy machine: 2.14 validation bits/note with copy hints, 3.13 without,
+    # against 4.14 for the n-gram baseline).
+    layers: int = ModelConfig.num_layers  # stacked LSTM layers
+    hidden: int = ModelConfig.hidden_size  # LSTM state width
+    embed: int = ModelConfig.embed_size  # token embedding width
+    dropout: float = ModelConfig.dropout  # on the embedding, between layers and before the output layer
+    tie: bool = ModelConfig.tie_weights  # share embedding and output weights: fewer parameters, better on small corpora
+    # Feed the LSTM the melody's own longest earlier match (composer.model.hints).
+    copy_hints: bool = ModelConfig.copy_hints
     # Std of the initial token embedding (tied: the output matrix too); 0 keeps MelodyLSTM's 0.05,
     # which feeds the LSTM almost nothing at first: measured val loss 1.58 vs 0.96 nats/token after
     # 200 steps of a 2x256 model with 1.0.
@@ -40,37 +42,33 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine decay ends at this fraction of lr
     clip: float = 1.0  # max global gradient norm: LSTMs occasionally produce exploding gradients
     epochs: int = 100  # upper bound on passes over the training tokens
-    max_minutes: float | None = 12.0  # wall-clock budget incl. validation; the LR schedule follows it
+    max_minutes: float | None = 12.0  # wall-clock budget incl. validation, the LR schedule follows it; 0 or None: none
     patience: int = 5  # early stopping: epochs without a better validation loss
     # Data.
-    val_fraction: float = 0.1  # share of files held out for validation (>= 5%)
+    val_fraction: float = 0.1  # share of files held out for validation (5% to 50%, at least one file)
     augment: bool = True  # random transposition per window, pitches kept in range, key token shifted
     max_transpose: int = 5  # largest transposition in semitones (either way)
     seed: int = 0  # file split, initialization, window order, dropout: same seed, same CPU run
-    device: str = "auto"  # auto = cuda, then mps, then cpu
+    device: str = "auto"  # one of DEVICES (auto = cuda, then mps, then cpu) or cuda:N
     workers: int | None = None  # processes tokenizing the corpus (None = CPU count)
     threads: int | None = None  # torch CPU threads (None = torch default)
     log_every: int = 10  # steps between progress callbacks (each reads the loss: a device sync)
 
+    DEVICES: ClassVar[tuple[str, ...]] = ("auto", "cpu", "cuda", "mps")
+    LIMITS: ClassVar[dict[str, Limit]] = {
+        "layers": _M["num_layers"], "hidden": _M["hidden_size"], "embed": _M["embed_size"], "dropout": _M["dropout"],
+        "embed_init": Limit(0), "batch_size": AT_LEAST_1, "seq_len": AT_LEAST_1, "lr": POSITIVE,
+        "weight_decay": Limit(0), "warmup_steps": Limit(0), "min_lr_ratio": Limit(0, 1), "clip": POSITIVE,
+        "epochs": AT_LEAST_1, "max_minutes": Limit(0), "patience": AT_LEAST_1, "val_fraction": Limit(0.05, 0.5),
+        "max_transpose": Limit(0, 12), "workers": AT_LEAST_1, "threads": AT_LEAST_1, "log_every": AT_LEAST_1,
+    }
+
     def __post_init__(self) -> None:
-        for name in ("layers", "hidden", "embed", "batch_size", "seq_len", "epochs"):
-            _check(getattr(self, name) > 0, f"{name.replace('_', ' ')} must be positive, got {getattr(self, name)}")
-        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
-        _check(self.embed_init >= 0, f"embed init must be >= 0, got {self.embed_init}")
-        _check(self.lr > 0, f"learning rate must be positive, got {self.lr}")
-        _check(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
-        _check(self.clip > 0, f"gradient clip must be positive, got {self.clip}")
-        _check(self.warmup_steps >= 0, f"warmup steps must be >= 0, got {self.warmup_steps}")
-        _check(0.0 <= self.min_lr_ratio <= 1.0, f"min lr ratio must be in [0, 1], got {self.min_lr_ratio}")
-        _check(self.max_minutes is None or self.max_minutes > 0, f"max minutes must be positive, got {self.max_minutes}")
-        _check(self.patience > 0, f"patience must be positive, got {self.patience}")
-        _check(0.0 < self.val_fraction < 1.0, f"validation fraction must be in (0, 1), got {self.val_fraction}")
-        _check(0 <= self.max_transpose <= 12, f"max transpose must be in 0..12, got {self.max_transpose}")
-        _check(self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
-               f"unknown device {self.device!r}: use auto, cpu, cuda or mps")
-        _check(self.workers is None or self.workers > 0, f"workers must be positive, got {self.workers}")
-        _check(self.threads is None or self.threads > 0, f"threads must be positive, got {self.threads}")
-        _check(self.log_every > 0, f"log every must be positive, got {self.log_every}")
+        check_limits(self, TrainingError)
+        if self.max_minutes == 0:
+            object.__setattr__(self, "max_minutes", None)  # 0 = no budget, stored as None
+        if not (self.device in self.DEVICES or self.device.startswith("cuda:")):
+            raise TrainingError(f"unknown device {self.device!r}: use {', '.join(self.DEVICES)} or cuda:N")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, embed_size=self.embed, hidden_size=self.hidden,

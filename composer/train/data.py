@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from composer.data.corpus import TokenizedFile, load_corpus, split_files
-from composer.errors import ComposerError, CorpusError
+from composer.errors import CorpusError, TrainingError
 from composer.train.config import TrainConfig
 
 
@@ -62,7 +62,7 @@ def resolve_device(name: str) -> torch.device:
         mps = getattr(torch.backends, "mps", None)
         return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ComposerError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+        raise TrainingError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ComposerError("--device mps: Apple MPS is not available here; use --device cpu")
+        raise TrainingError("--device mps: Apple MPS is not available here; use --device cpu")
     return torch.device("cuda", local % torch.cuda.device_count()) if name == "cuda" else torch.device(name)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from composer.errors import ComposerError
+from composer.errors import OutputError, TrainingError
 from composer.files import atomic_write
 
 RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "loss.png", "config.json")
@@ -36,20 +36,20 @@ class RunFolder:
     def check_new(self, force: bool) -> None:
         """Refuse an existing run unless ``force``; check the parent can be written, creating nothing."""
         if self.path.exists() and any(self.path.iterdir()) and not force:
-            raise ComposerError(f"run folder {self.path} already exists: use --resume to continue it, "
+            raise TrainingError(f"run folder {self.path} already exists: use --resume to continue it, "
                                 f"--force to start over, or --name to pick another")
         parent = self.path
         while not parent.exists():
             parent = parent.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise ComposerError(f"cannot write the run folder {self.path}: {parent} is not a writable folder")
+            raise OutputError(f"cannot write the run folder {self.path}: {parent} is not a writable folder")
 
     def create(self, force: bool) -> None:
         existed = self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ComposerError(f"cannot create the run folder {self.path}: {e.strerror or e}") from None
+            raise OutputError(f"cannot create the run folder {self.path}: {e.strerror or e}") from None
         self.created = not existed
         if force:
             for name in RUN_FILES:
@@ -116,8 +116,10 @@ def export_model(checkpoint: str | Path, out: str | Path, force: bool = False) -
     from composer.model.checkpoint import load_model, save_checkpoint
 
     out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder: give a file name such as {out / 'model.pt'}")
     if out.exists() and not force:
-        raise ComposerError(f"{out} already exists: use --force to overwrite it")
+        raise OutputError(f"{out} already exists: use --force to overwrite it")
     model, blob = load_model(checkpoint)
     extra = blob.get("extra") or {}
     keep = {k: extra[k] for k in ("data", "baseline", "history", "structure", "match") if k in extra}
