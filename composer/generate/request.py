@@ -4,6 +4,7 @@ the options of ``compose generate`` (the CLI takes its defaults and ranges from 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -109,14 +110,22 @@ class GenerateRequest:
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: normalize once)
+        for name in ("bars", "num", "seed", "top_k", "section_bars", "max_copy"):  # numpy ints count as ints
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                put(name, int(value))
+        for name in ("temperature", "top_p", "tempo"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                put(name, float(value))
         _check(isinstance(self.num, int) and 1 <= self.num <= MAX_NUM, f"num must be between 1 and {MAX_NUM}, got {self.num}")
         _check(self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63),
                f"seed must be a whole number >= 0, got {self.seed}")
-        _check(isinstance(self.temperature, (int, float)) and self.temperature > 0 and math.isfinite(self.temperature),
+        _check(isinstance(self.temperature, float) and self.temperature > 0 and math.isfinite(self.temperature),
                f"temperature must be a positive number, got {self.temperature}")
         _check(isinstance(self.top_k, int) and self.top_k >= 0, f"top_k must be 0 (off) or positive, got {self.top_k}")
-        _check(isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
-        _check(self.tempo is None or (isinstance(self.tempo, (int, float)) and TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]),
+        _check(isinstance(self.top_p, float) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
+        _check(self.tempo is None or (isinstance(self.tempo, float) and TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]),
                f"tempo must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g} beats per minute, got {self.tempo}")
         _check(isinstance(self.max_copy, int) and self.max_copy >= 0, f"max_copy must be 0 (off) or positive, got {self.max_copy}")
         put("program", parse_program(self.program))
