@@ -2,7 +2,7 @@
 
 Each module in this package defines one ``command`` (a click command or group) and
 imports heavy libraries (torch, music21) only inside its functions, so
-``compose --help`` answers fast.
+``compose --help`` answers fast. Exit codes and one-line errors: ``_common``.
 """
 
 from __future__ import annotations
@@ -13,23 +13,10 @@ import pkgutil
 import click
 
 from composer import __version__
-from composer.errors import ComposerError
+from composer.cli._common import ComposerGroup
 
 
-class _Group(click.Group):
-    """Turns the package's own errors into one-line messages with a non-zero exit."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except ComposerError as e:
-            raise click.ClickException(str(e)) from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ComposerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="composer")
 def main() -> None:
     """Learn melodies from MIDI files and write new ones.

@@ -1,22 +1,97 @@
-"""Small helpers shared by the CLI commands."""
+"""What every command shares: one way to turn errors into exit codes, and click types read
+from the library's dataclasses.
+
+Exit codes: 0 done; 1 a runtime error (any ``ComposerError``: a missing or bad file,
+nothing usable), printed as one line ``Error: ...``; 2 a usage error (click's own: a
+malformed or out-of-range option value, an unknown option; or the library's
+``RequestError``); 130 after Ctrl-C.
+
+A command adopts this with ``cls=ComposerCommand`` (``@click.command("x", cls=ComposerCommand)``)
+or ``cls=ComposerGroup`` for a group, whose subcommands then get ``ComposerCommand`` by
+default. The mapping holds also when the command object is invoked on its own
+(``CliRunner().invoke(command, ...)``), not only through ``compose``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, get_args, get_type_hints
+
 import click
 
-from composer.errors import ComposerError
+from composer.errors import ComposerError, RequestError
+
+INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+
+class CliError(click.ClickException):
+    """A one-line ``Error: ...`` message and exit status 1 (a runtime error)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+        super().__init__("; ".join(lines) or "failed")
+
+
+class CliUsageError(CliError):
+    """A one-line ``Error: ...`` message and exit status 2 (a bad or conflicting value)."""
+
+    exit_code = 2
 
 
 def fail(message: str) -> None:
     """Stop with a one-line error and exit status 1."""
-    raise click.ClickException(message)
+    raise CliError(message)
 
 
-def guard(fn):
-    """Run ``fn`` turning ComposerError into a one-line click error (for callbacks run outside a group)."""
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ComposerError as e:
-            raise click.ClickException(str(e)) from None
-    return wrapper
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Turn the library's errors and Ctrl-C into one-line messages and exit codes 1, 2 and 130."""
+    try:
+        yield
+    except RequestError as e:
+        raise CliUsageError(str(e)) from None
+    except ComposerError as e:
+        raise CliError(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted.", err=True)
+        raise click.exceptions.Exit(INTERRUPTED) from None
+
+
+class _ExitCodes:
+    """Mixin: parsing and running a command go through ``exit_codes``; -h is --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["context_settings"] = {"help_option_names": ["-h", "--help"], **(kwargs.get("context_settings") or {})}
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with exit_codes():
+            return super().make_context(*args, **kwargs)  # type: ignore[misc]
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with exit_codes():
+            return super().invoke(ctx)  # type: ignore[misc]
+
+
+class ComposerCommand(_ExitCodes, click.Command):
+    """A click command with the package's exit codes and one-line errors."""
+
+
+class ComposerGroup(_ExitCodes, click.Group):
+    """A click group with the package's exit codes; its subcommands are ComposerCommands."""
+
+    command_class = ComposerCommand
+    group_class = type  # subgroups: this class too
+
+
+def option_range(cls: type, name: str) -> click.ParamType:
+    """The click type of dataclass field ``name`` of ``cls``: a FloatRange or IntRange (by the
+    field's annotation) with the bounds of ``cls.LIMITS[name]`` (a ``composer.model.config.Limit``),
+    so the command line cannot drift from the library's own check."""
+    lim = cls.LIMITS[name]
+    kind = get_type_hints(cls)[name]
+    rng = click.FloatRange if float in (kind, *get_args(kind)) else click.IntRange
+    return rng(lim.lo, lim.hi, min_open=lim.lo_open, max_open=lim.hi_open)

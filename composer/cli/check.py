@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from composer.errors import ComposerError, CorpusError
+from composer.cli._common import ComposerCommand
+from composer.errors import ComposerError, CorpusError, OutputError
 
 
 def _targets(source: Path) -> tuple[Path, list[Path]]:
@@ -24,7 +25,7 @@ def _targets(source: Path) -> tuple[Path, list[Path]]:
     return source, files
 
 
-@click.command("check")
+@click.command("check", cls=ComposerCommand)
 @click.argument("source", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--write-roundtrip", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Write each usable file decoded back from its tokens into this folder (same names).")
@@ -44,7 +45,7 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
 
     root, files = _targets(source)
     if out_dir is not None and out_dir.resolve() == root.resolve():
-        raise ComposerError("--write-roundtrip must name another folder than DIR (it would replace your files)")
+        raise OutputError("--write-roundtrip must name another folder than DIR (it would replace your files)")
     rows, skipped, totals = [], [], Counter()
     for path in files:
         rel = path.relative_to(root).as_posix()
@@ -75,7 +76,7 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
         targets = [out_dir / rel for rel, _, _ in rows]
         taken = [t for t in targets if t.exists()]
         if taken and not force:
-            raise ComposerError(f"{len(taken)} files already exist in {out_dir} (first: {taken[0].name}): "
+            raise OutputError(f"{len(taken)} files already exist in {out_dir} (first: {taken[0].name}): "
                                 "use --force to overwrite them")
         for (rel, ids, m), target in zip(rows, targets):
             write_midi(decode(ids, tempo=m.tempo, title=m.title), target, text=f"composer round trip of {rel}",

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import click
 
+from composer.cli._common import ComposerGroup
 
-@click.group("corpus")
+
+@click.group("corpus", cls=ComposerGroup)
 def corpus_group() -> None:
     """The shipped training corpus (midi_corpus/)."""
 
 
 @corpus_group.command("build")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("midi_corpus"),
+@click.option("--out", type=click.Path(path_type=Path), default=Path("midi_corpus"),
               show_default=True, help="Folder to write the .mid files, manifest.csv and README.md into.")
 @click.option("--force", is_flag=True, help="Rebuild into a folder that is not empty (replaces an earlier build).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
@@ -34,11 +36,13 @@ def build(out: Path, force: bool, jobs: int | None, limit: int | None) -> None:
     step = {"next": 0}
 
     def progress(done: int, total: int) -> None:
+        if step["next"] == 0:  # announced at the first tune: a refused --out stays a one-line error
+            click.echo(f"Converting {total} tunes of the music21 corpus with {jobs} process{'es' if jobs > 1 else ''} ...",
+                       err=True)
         if done >= step["next"] or done == total:
             click.echo(f"  converted {done}/{total} tunes", err=True)
             step["next"] = done + max(1, total // 20)
 
-    click.echo(f"Converting the music21 corpus with {jobs} process{'es' if jobs > 1 else ''} ...", err=True)
     report = build_corpus(out, force=force, jobs=jobs, limit=limit, progress=progress)
     _print_report(report)
 

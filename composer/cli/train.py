@@ -9,12 +9,12 @@ import time
 
 import click
 
+from composer.cli._common import ComposerCommand, option_range
 from composer.train.config import TrainConfig  # plain dataclass: no torch import
 
-_D = TrainConfig()  # defaults live in one place
+_D = TrainConfig()  # defaults and ranges live in TrainConfig
 
 DEFAULT_RUNS = "outputs/runs"
-_SIZE = click.IntRange(min=1)
 # Options that keep the run's stored value on --resume unless they are in RESUME_OVERRIDES.
 _MODEL_OPTS = ("data", "batch_size", "seq_len", "lr", "layers", "hidden", "embed", "dropout", "tie",
                "val_fraction", "seed", "augment", "max_transpose")
@@ -144,32 +144,44 @@ def _resume_command(name: str, runs_dir: str, world: int, extra: str = "") -> st
     return f"{head} --resume --name {name}{runs}{extra}"
 
 
-@click.command("train")
-@click.option("--data", default=_D.data, show_default=True, type=click.Path(file_okay=False), help="Folder of MIDI files (searched recursively).")
+def _opt(name: str, help: str, **kw):
+    """The option for TrainConfig field ``name``: its default, and its range from TrainConfig.LIMITS
+    (a bool field becomes a --x/--no-x flag pair)."""
+    flag = name.replace("_", "-")
+    default = getattr(_D, name)
+    if name in TrainConfig.LIMITS:
+        kw.setdefault("type", option_range(TrainConfig, name))
+    kw.setdefault("show_default", True)
+    decls = [f"--{flag}/--no-{flag}" if isinstance(default, bool) else f"--{flag}"]
+    return click.option(*decls, name, default=default, help=help, **kw)
+
+
+@click.command("train", cls=ComposerCommand)
+@_opt("data", "Folder of MIDI files (searched recursively).", type=click.Path())
 @click.option("--name", help="Run name: outputs/runs/<name>/ (default: a timestamp).")
-@click.option("--runs-dir", default=DEFAULT_RUNS, show_default=True, help="Folder holding the runs.")
-@click.option("--epochs", type=_SIZE, default=_D.epochs, show_default=True, help="Most passes over the training tokens.")
-@click.option("--max-minutes", type=click.FloatRange(min=0), default=_D.max_minutes, show_default=True, help="Wall-clock budget (0 = none); the learning rate decays to fit it.")
-@click.option("--batch-size", type=_SIZE, default=_D.batch_size, show_default=True, help="Windows per step (per process).")
-@click.option("--seq-len", type=_SIZE, default=_D.seq_len, show_default=True, help="Tokens per window.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=_D.lr, show_default=True, help="Peak learning rate (AdamW).")
-@click.option("--layers", type=_SIZE, default=_D.layers, show_default=True, help="Stacked LSTM layers.")
-@click.option("--hidden", type=_SIZE, default=_D.hidden, show_default=True, help="LSTM hidden size.")
-@click.option("--embed", type=_SIZE, default=_D.embed, show_default=True, help="Token embedding size.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=_D.dropout, show_default=True, help="Dropout in [0, 1).")
-@click.option("--tie/--no-tie", default=_D.tie, show_default=True, help="Share embedding and output weights.")
-@click.option("--copy-hints/--no-copy-hints", default=_D.copy_hints, show_default=True, help="Feed the LSTM the melody's own longest earlier match.")
-@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=_D.val_fraction, show_default=True, help="Share of files held out.")
-@click.option("--seed", type=int, default=_D.seed, show_default=True, help="Seed: split, init, batches, dropout.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--augment/--no-augment", default=_D.augment, show_default=True, help="Random transposition of each window.")
-@click.option("--max-transpose", type=click.IntRange(0, 12), default=_D.max_transpose, show_default=True, help="Largest transposition (semitones).")
-@click.option("--patience", type=_SIZE, default=_D.patience, show_default=True, help="Stop after this many epochs without a better validation loss.")
-@click.option("--workers", type=_SIZE, help="Processes reading MIDI files (default: all cores).")
-@click.option("--threads", type=_SIZE, help="Torch CPU threads (default: torch's choice).")
+@click.option("--runs-dir", type=click.Path(), default=DEFAULT_RUNS, show_default=True, help="Folder holding the runs.")
+@_opt("epochs", "Most passes over the training tokens.")
+@_opt("max_minutes", "Wall-clock budget (0 = none); the learning rate decays to fit it.")
+@_opt("batch_size", "Windows per step (per process).")
+@_opt("seq_len", "Tokens per window.")
+@_opt("lr", "Peak learning rate (AdamW).")
+@_opt("layers", "Stacked LSTM layers.")
+@_opt("hidden", "LSTM hidden size.")
+@_opt("embed", "Token embedding size.")
+@_opt("dropout", "Dropout on the embedding, between layers and before the output layer.")
+@_opt("tie", "Share embedding and output weights.")
+@_opt("copy_hints", "Feed the LSTM the melody's own longest earlier match.")
+@_opt("val_fraction", "Share of files held out.")
+@_opt("seed", "Seed: split, init, batches, dropout.", type=int)
+@_opt("device", "auto: cuda, then mps, then cpu.", type=click.Choice(TrainConfig.DEVICES))
+@_opt("augment", "Random transposition of each window.")
+@_opt("max_transpose", "Largest transposition (semitones).")
+@_opt("patience", "Stop after this many epochs without a better validation loss.")
+@_opt("workers", "Processes reading MIDI files [default: all cores].", show_default=False)
+@_opt("threads", "Torch CPU threads [default: torch's choice].", show_default=False)
 @click.option("--resume", is_flag=True, help="Continue the run --name from its last.pt.")
 @click.option("--force", is_flag=True, help="Start over in an existing run folder.")
-@click.option("--export", "export_to", type=click.Path(dir_okay=False), help="Write an fp16 copy of run --name's best.pt to this path and exit.")
+@click.option("--export", "export_to", type=click.Path(), help="Write an fp16 copy of run --name's best.pt to this path and exit.")
 @click.pass_context
 def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts) -> None:
     """Train a melody LSTM on a folder of MIDI files.
@@ -202,7 +214,6 @@ def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts
     from click.core import ParameterSource
 
     given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    opts["max_minutes"] = opts["max_minutes"] or None
     world, rank = _init_distributed(opts["device"])
     try:
         _train(name, runs_dir, resume, force, opts, given, world, rank)
