@@ -23,7 +23,6 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from composer.model import checkpoint as ckpt_mod
 from composer.model.bundle import load_bundle
 from composer.model.checkpoint import read_checkpoint, save_checkpoint
 from composer.cli import main
