@@ -4,7 +4,8 @@ from the library's dataclasses.
 Exit codes: 0 done; 1 a runtime error (any ``ComposerError``: a missing or bad file,
 nothing usable), printed as one line ``Error: ...``; 2 a usage error (click's own: a
 malformed or out-of-range option value, an unknown option; or the library's
-``RequestError``); 130 after Ctrl-C.
+``RequestError``), printed as click's short usage block and one line ``Error: ...``;
+130 after Ctrl-C.
 
 A command adopts this with ``cls=ComposerCommand`` (``@click.command("x", cls=ComposerCommand)``)
 or ``cls=ComposerGroup`` for a group, whose subcommands then get ``ComposerCommand`` by
@@ -25,20 +26,18 @@ from composer.errors import ComposerError, RequestError
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 
+def one_line(message: object) -> str:
+    """The message on one line: its lines joined with '; '."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip()) or "failed"
+
+
 class CliError(click.ClickException):
     """A one-line ``Error: ...`` message and exit status 1 (a runtime error)."""
 
     exit_code = 1
 
     def __init__(self, message: str) -> None:
-        lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-        super().__init__("; ".join(lines) or "failed")
-
-
-class CliUsageError(CliError):
-    """A one-line ``Error: ...`` message and exit status 2 (a bad or conflicting value)."""
-
-    exit_code = 2
+        super().__init__(one_line(message))
 
 
 def fail(message: str) -> None:
@@ -51,10 +50,10 @@ def exit_codes() -> Iterator[None]:
     """Turn the library's errors and Ctrl-C into one-line messages and exit codes 1, 2 and 130."""
     try:
         yield
-    except RequestError as e:
-        raise CliUsageError(str(e)) from None
+    except RequestError as e:  # a bad or conflicting value: shown like click's own usage errors
+        raise click.UsageError(one_line(e), click.get_current_context(silent=True)) from None
     except ComposerError as e:
-        raise CliError(str(e)) from None
+        raise CliError(one_line(e)) from None
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
         raise click.exceptions.Exit(INTERRUPTED) from None
