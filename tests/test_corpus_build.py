@@ -10,15 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from composer.cli import main
-from composer.data.build import (
-    MANIFEST_COLUMNS,
-    Tune,
-    _declared_meters,
-    convert_all,
-    corpus_tasks,
-    midi_text,
-    select,
-)
+from composer.data.build import MANIFEST_COLUMNS, midi_text, select
+from composer.data.sources import Tune, _declared_meters, convert_all, corpus_tasks
 from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature

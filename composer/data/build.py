@@ -1,10 +1,11 @@
 """Build ``midi_corpus/`` from the scores bundled inside music21: every tune of
 O'Neill's 1850 Irish collection (ABC) and the soprano line of every Bach chorale.
 
-Tunes are converted in parallel processes (composer.music.score), written with
+Tunes are converted in parallel processes (composer.data.sources), written with
 composer.music.midi_io (music21's own MIDI writer breaks on many of these tunes), then
-every file is read back and compared with the melody written. No printing:
-progress goes through a callback, results come back as a BuildReport.
+every file is read back and compared with the melody written; a manifest and a README
+describe the folder. No printing: progress goes through a callback, results come back
+as a BuildReport.
 """
 
 from __future__ import annotations
@@ -15,34 +16,16 @@ import os
 import re
 import shutil
 import unicodedata
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from composer.errors import ComposerError
+from composer.data.sources import Progress, Tune, convert_all, corpus_tasks
+from composer.errors import ComposerError, CorpusError, OutputError
 from composer.files import atomic_write, safe_name
-from composer.music.melody import Melody
 
-SOURCES = ("oneills1850", "bach")
 PROGRAMS = {"oneills1850": 73, "bach": 52}  # General MIDI: flute; choir aahs
 MANIFEST_COLUMNS = ("file", "source", "title", "meter", "key", "notes", "bars")
 _OWNED = re.compile(r"(oneills|bach)_.*\.mid|manifest\.csv|README\.md")  # what a rebuild replaces
-
-Progress = Callable[[int, int], None]  # (tunes done, tunes in all)
-
-
-@dataclass(frozen=True)
-class Tune:
-    """One tune converted (melody) or refused (reason) by a worker process."""
-
-    source: str  # one of SOURCES
-    order: tuple  # sort key: (source rank, file name, index in file)
-    ident: str  # O'Neill tune number (X: field) or the Bach file stem
-    title: str
-    melody: Melody | None = None
-    reason: str | None = None
-    info: dict = field(default_factory=dict)  # what conversion had to do (see score_to_melody)
 
 
 @dataclass(frozen=True)
@@ -58,6 +41,8 @@ class Verification:
 
 @dataclass(frozen=True)
 class BuildReport:
+    """What a build wrote, left out and found when reading its files back."""
+
     out: Path
     written: list[tuple[str, Tune]]  # (file name, tune), in manifest order
     skipped: list[Tune]  # tunes that could not be converted, with their reason
@@ -70,108 +55,6 @@ def midi_text(text: str, max_len: int = 80) -> str:
     """Printable ASCII for a MIDI track name: accents folded, control characters gone."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"\s+", " ", re.sub(r"[^\x20-\x7e]", " ", folded)).strip()[:max_len].strip() or "Melody"
-
-
-def _declared_meters(abc: str) -> set[str]:
-    """The meters an ABC tune declares (M: lines and inline [M:...]), as music21 ratio strings."""
-    found = re.findall(r"(?m)^M:\s*(\S+)", abc) + re.findall(r"\[M:\s*([^\]\s]+)\s*\]", abc)
-    return {{"C": "4/4", "C|": "2/2"}.get(m.strip(), m.strip()) for m in found}
-
-
-def _convert(source: str, order: tuple, ident: str, title: str, score, **kw) -> Tune:
-    from composer.music.score import score_to_melody
-
-    try:
-        melody, info = score_to_melody(score, title, **kw)
-    except ComposerError as e:
-        return Tune(source, order, ident, title, reason=str(e))
-    except Exception as e:  # music21 raises many types on odd scores; one tune never stops the build
-        return Tune(source, order, ident, title, reason=f"conversion failed ({type(e).__name__}: {e})"[:160])
-    return Tune(source, order, ident, title, melody=melody, info=info)
-
-
-def _abc_task(order: tuple, ident: str, text: str) -> Tune:
-    """One ABC tune: the text from its X: line to the next tune's."""
-    from music21 import converter
-
-    found = re.search(r"(?m)^T:\s*(.+)$", text)
-    title = found.group(1).strip() if found else f"Tune {ident}"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            score = converter.parseData(text, format="abc")
-    except Exception as e:
-        return Tune("oneills1850", order, ident, title, reason=f"ABC parse failed ({type(e).__name__}: {e})"[:160])
-    return _convert("oneills1850", order, ident, title, score, meters=_declared_meters(text) or None)
-
-
-def _bach_task(order: tuple, path: str) -> Tune:
-    """One Bach file; Roman-numeral analyses and one-part scores are refused."""
-    from music21 import converter
-
-    p = Path(path)
-    stem = p.name[: -len(p.suffix)]
-    title = f"BWV {stem[3:]}" if stem.startswith("bwv") else stem
-    if p.suffix == ".rntxt":
-        return Tune("bach", order, stem, title, reason="not a chorale score (Roman-numeral analysis)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            score = converter.parse(p, forceSource=True, storePickle=False)
-    except Exception as e:
-        return Tune("bach", order, stem, title, reason=f"parse failed ({type(e).__name__}: {e})"[:160])
-    if len(score.parts) < 2:
-        return Tune("bach", order, stem, title, reason="not a chorale score (fewer than 2 parts)")
-    meta = (score.metadata.title or "").strip() if score.metadata is not None else ""
-    if meta and stem not in meta:
-        title = f"{title} {meta}"
-    return _convert("bach", order, stem, title, score, prefer_part="soprano")
-
-
-def _run(task: tuple) -> Tune:
-    kind, args = task
-    return _abc_task(*args) if kind == "abc" else _bach_task(*args)
-
-
-def corpus_tasks(limit: int | None = None) -> list[tuple]:
-    """Every tune to convert, in a fixed order: O'Neill tunes by file, then Bach files by name
-    (a chorale also in Humdrum keeps its MusicXML); ``limit`` keeps the first N of each source."""
-    from music21 import corpus
-
-    abc, bach = [], []
-    for path in sorted(corpus.getComposer("oneills1850"), key=lambda p: p.name):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for i, chunk in enumerate(c for c in re.split(r"(?m)^(?=X:)", text) if c.startswith("X:")):
-            num = re.match(r"X:\s*(\d+)", chunk)
-            abc.append(("abc", ((0, path.name, i), num.group(1) if num else f"{path.stem}-{i}", chunk)))
-    for path in sorted(corpus.getComposer("bach"), key=lambda p: p.name):
-        rank = 0 if path.suffix in (".mxl", ".xml") else 1  # MusicXML before Humdrum copies of a chorale
-        bach.append(("bach", ((1, path.name[: -len(path.suffix)], rank), str(path))))
-    if limit is not None:
-        abc, bach = abc[:limit], bach[:limit]
-    return abc + bach
-
-
-def convert_all(tasks: list[tuple], jobs: int = 1, progress: Progress | None = None) -> list[Tune]:
-    """Convert the tasks in ``jobs`` processes; results in task order whatever the scheduling."""
-    out: list[Tune] = []
-    pool = None
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(max_workers=jobs)
-        results = pool.map(_run, tasks, chunksize=4)
-    else:
-        results = map(_run, tasks)
-    try:
-        for tune in results:
-            out.append(tune)
-            if progress:
-                progress(len(out), len(tasks))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return sorted(out, key=lambda t: t.order)
 
 
 def select(tunes: list[Tune]) -> tuple[list[tuple[str, Tune]], list[Tune], list[Tune]]:
@@ -259,7 +142,7 @@ others) and the soprano line of {per['bach']} J. S. Bach chorales, both from the
 music21 {music21.__version__}. The music is in the public domain; the encodings are distributed with
 music21 as freely redistributable corpus files. Nothing is downloaded.
 
-Rebuild: `compose corpus build --force --jobs 2` (composer/corpus_build.py, composer/score_melody.py).
+Rebuild: `compose corpus build --force --jobs 2` (composer/data/build.py, composer/music/score.py).
 
 - Repeats expanded (the tune as played); an end-repeat without a start-repeat goes back to the end
   of the previous repeat, as players read it (music21 alone goes back to the beginning).
@@ -292,12 +175,12 @@ def build_corpus(out: Path, force: bool = False, jobs: int = 1, limit: int | Non
     this build does not produce are removed."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ComposerError(f"{out} is a file: choose a folder for the corpus")
+        raise OutputError(f"{out} is a file: choose a folder for the corpus")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise ComposerError(f"{out} is not empty: use --force to rebuild it")
+        raise OutputError(f"{out} is not empty: use --force to rebuild it")
     written, skipped, dups = select(convert_all(corpus_tasks(limit), jobs, progress))
     if not written:
-        raise ComposerError("no tune could be converted: is music21's corpus installed?")
+        raise CorpusError("no tune could be converted: is music21's corpus installed?")
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -317,7 +200,7 @@ def build_corpus(out: Path, force: bool = False, jobs: int = 1, limit: int | Non
         for f in sorted(tmp.iterdir()):
             os.replace(f, out / f.name)
     except OSError as e:
-        raise ComposerError(f"cannot write the corpus to {out}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write the corpus to {out}: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
