@@ -5,6 +5,7 @@ checkpoint means the shipped model"; everything else uses these types.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -70,8 +71,11 @@ class TrainingRecord:
         def strs(v) -> tuple[str, ...]:
             return tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else ()
 
+        def number(v) -> int:
+            return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else 0
+
         def counts(v) -> dict[str, int]:
-            return {str(k): int(n) for k, n in v.items() if isinstance(n, (int, float))} if isinstance(v, dict) else {}
+            return {str(k): number(n) for k, n in v.items() if number(n) > 0} if isinstance(v, dict) else {}
 
         plans, match = extra.get("structure"), extra.get("match")
         hashes = data.get("hashes")
@@ -79,11 +83,12 @@ class TrainingRecord:
                    train_files=strs(data.get("train_files")), val_files=strs(data.get("val_files")),
                    hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {},
                    meters=counts(data.get("meters")), keys=counts(data.get("keys")),
-                   train_tokens=int(data.get("train_tokens") or 0), train_notes=int(data.get("train_notes") or 0),
+                   train_tokens=number(data.get("train_tokens")), train_notes=number(data.get("train_notes")),
                    bar_plans=plans if isinstance(plans, torch.Tensor) else None,
                    match_weights=match if isinstance(match, dict) else None,
                    baseline=extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {},
-                   history=tuple(r for r in extra.get("history") or () if isinstance(r, dict)))
+                   history=tuple(r for r in extra.get("history") if isinstance(r, dict))
+                   if isinstance(extra.get("history"), (list, tuple)) else ())
 
 
 @dataclass(frozen=True)
