@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from composer.train.batching import Transposer, WindowSampler
-from composer.model.checkpoint import load_model, read_checkpoint
+from composer.model.bundle import load_bundle
+from composer.model.checkpoint import read_checkpoint
 from composer.cli import main
 from composer.model.config import ModelConfig
 from composer.errors import ComposerError
@@ -27,7 +28,11 @@ from composer.model.network import MelodyLSTM
 from nll_reference import sequence_nll
 from composer.train.runs import export_model
 from composer.model.scoring import make_score, sequence_nlls, token_nlls
-from composer.tokens.tokenizer import KEY, PITCH, VOCAB, encode
+from composer.tokens.tokenizer import KEY, PITCH, Tokenizer
+
+TOK = Tokenizer()
+VOCAB = TOK.vocab
+encode = TOK.encode
 from composer.train.loop import TrainConfig, train
 
 TINY = dict(layers=1, hidden=24, embed=16, batch_size=4, seq_len=24, epochs=2, max_minutes=None,
@@ -100,7 +105,7 @@ def test_transposition_keeps_pitches_in_range_and_shifts_the_key() -> None:
     wins = [encode(m) for m in mels]
     width = min(len(w) for w in wins)
     win = torch.tensor([w[:width] for w in wins])
-    out = Transposer(5)(win, torch.rand(len(wins), generator=torch.Generator().manual_seed(1)))
+    out = Transposer(5, VOCAB)(win, torch.rand(len(wins), generator=torch.Generator().manual_seed(1)))
     kinds, values = torch.from_numpy(VOCAB.kinds), torch.from_numpy(VOCAB.values)
     assert torch.equal(kinds[out], kinds[win])  # only pitch and key ids change
     is_p = kinds[win] == PITCH
@@ -111,7 +116,7 @@ def test_transposition_keeps_pitches_in_range_and_shifts_the_key() -> None:
     # Every allowed shift is reachable: a row near the bottom gets exactly max(-5, 21 - lowest) .. +5.
     row = win[:1].repeat(200, 1)
     low = int(values[row[0]][is_p[0]].min())
-    moved = Transposer(5)(row, torch.linspace(0, 0.9999, 200))
+    moved = Transposer(5, VOCAB)(row, torch.linspace(0, 0.9999, 200))
     first_pitch = int(is_p[0].nonzero()[0])
     got = set((values[moved[:, first_pitch]] - values[row[0, first_pitch]]).tolist())
     assert got == set(range(max(-5, PITCH_MIN - low), 6))
@@ -127,11 +132,11 @@ def test_batched_scores_equal_one_melody_at_a_time(copy_hints) -> None:
     model = MelodyLSTM(ModelConfig(len(VOCAB), 16, 24, 2, 0.2, copy_hints=copy_hints)).eval()
     rng = np.random.default_rng(1)
     seqs = [np.array(encode(make_melody(rng, bars=int(b)))) for b in rng.integers(1, 12, 7)]
-    s = make_score(sequence_nlls(model, seqs, batch_size=3), seqs)
+    s = make_score(sequence_nlls(model, TOK, seqs, batch_size=3), seqs, TOK)
     with torch.no_grad():
         singles = [float(sequence_nll(model, torch.from_numpy(x))) for x in seqs]
     np.testing.assert_allclose(s.per_sequence, singles, rtol=1e-5)
-    chunked = [float(t.sum()) for t in token_nlls(model, seqs, batch_size=2, chunk=7)]  # state and hints carried
+    chunked = [float(t.sum()) for t in token_nlls(model, TOK, seqs, batch_size=2, chunk=7)]  # state and hints carried
     np.testing.assert_allclose(chunked, singles, rtol=1e-5)
     assert s.tokens == sum(len(x) - 1 for x in seqs)
     assert s.bits_per_note == pytest.approx(sum(singles) / np.log(2) / s.notes, rel=1e-5)
@@ -150,8 +155,9 @@ def test_run_folder_and_checkpoint_contents(corpus, tmp_path) -> None:
     plans = blob["extra"]["structure"]  # one bar plan per training tune, for `compose generate`
     assert plans.dtype == torch.int16 and plans.shape == (len(data["train_files"]), 64) and (plans[:, 0] == -1).all()
     assert blob["metrics"]["ngram_bits_per_note"] > 0 and np.isfinite(blob["metrics"]["val_bits_per_note"])
-    model, best = load_model(tmp_path / "run" / "best.pt")
-    assert best["metrics"]["val_loss"] == pytest.approx(res.best_val_loss)
+    best = load_bundle(tmp_path / "run" / "best.pt")
+    assert best.metrics["val_loss"] == pytest.approx(res.best_val_loss)
+    assert best.record.hashes.keys() == set(data["train_files"]) | set(data["val_files"])  # found again by content
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,steps,train_loss,val_loss,val_bits_per_note") and len(lines) == 3
     assert (tmp_path / "run" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -204,7 +210,7 @@ def test_export_is_small_fp16_and_loads_as_float32(corpus, tmp_path) -> None:
     assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
     assert "optimizer" not in blob["extra"] and blob["extra"]["data"]["train_files"]
     assert blob["extra"]["structure"].dtype == torch.int16  # the bar plans ship with the model
-    model, _ = load_model(out)
+    model = load_bundle(out).model
     assert next(model.parameters()).dtype == torch.float32
     with pytest.raises(ComposerError, match="already exists"):
         export_model(tmp_path / "run" / "best.pt", out)
@@ -264,7 +270,7 @@ def test_cli_train_skips_bad_files_refuses_an_existing_run_and_exports(tmp_path,
     assert r.exit_code == 0 and (tmp_path / "m.pt").exists(), r.output
     r = CliRunner().invoke(main, [*base[:-len(CLI_TINY) - 2], "--name", "plain", *CLI_TINY, "--epochs", "1", "--no-copy-hints"])
     assert r.exit_code == 0, r.output
-    plain, _ = load_model(tmp_path / "runs" / "plain" / "best.pt")
+    plain = load_bundle(tmp_path / "runs" / "plain" / "best.pt").model
     assert not plain.cfg.copy_hints and not hasattr(plain, "hint_token")
 
 

@@ -41,8 +41,9 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
     least one file is usable.
     """
     from composer.music.midi_io import read_report, write_midi
-    from composer.tokens.tokenizer import decode, encode
+    from composer.tokens.tokenizer import Tokenizer
 
+    tok = Tokenizer()
     root, files = _targets(source)
     if out_dir is not None and out_dir.resolve() == root.resolve():
         raise OutputError("--write-roundtrip must name another folder than DIR (it would replace your files)")
@@ -51,7 +52,7 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
         rel = path.relative_to(root).as_posix()
         try:
             r = read_report(path)
-            ids = encode(r.melody)
+            ids = tok.encode(r.melody)
         except ComposerError as e:
             reason = getattr(e, "reason", None) or str(e)
             skipped.append((rel, reason))
@@ -79,7 +80,7 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
             raise OutputError(f"{len(taken)} files already exist in {out_dir} (first: {taken[0].name}): "
                                 "use --force to overwrite them")
         for (rel, ids, m), target in zip(rows, targets):
-            write_midi(decode(ids, tempo=m.tempo, title=m.title), target, text=f"composer round trip of {rel}",
+            write_midi(tok.decode(ids, tempo=m.tempo, title=m.title), target, text=f"composer round trip of {rel}",
                        force=force)
         click.echo(f"wrote {len(rows)} round-trip files to {out_dir}")
 

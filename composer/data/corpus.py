@@ -98,11 +98,11 @@ _Entry = tuple
 def tokenize_file(path: str | Path) -> _Entry:
     """Read and encode one file; a bad file gives ``(None, 0, "", "", reason)``, never raises."""
     from composer.music.midi_io import read_melody
-    from composer.tokens.tokenizer import encode
+    from composer.tokens.tokenizer import Tokenizer
 
     try:
         melody = read_melody(path)
-        ids = np.asarray(encode(melody), dtype=np.int16)
+        ids = np.asarray(Tokenizer().encode(melody), dtype=np.int16)
         return ids, len(melody.notes), str(melody.time_signature), melody.key.name, ""
     except ComposerError as e:
         return None, 0, "", "", getattr(e, "reason", None) or str(e)

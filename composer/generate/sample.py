@@ -54,7 +54,7 @@ class Sampler:
         self._hist_from = 0
         self._nll = torch.zeros(batch, dtype=torch.float64)
         self._blocked_t: torch.Tensor | None = None
-        self._matchers = [Matcher() for _ in range(batch)] if model.cfg.copy_hints else None
+        self._matchers = [Matcher(self.vocab) for _ in range(batch)] if model.cfg.copy_hints else None
         self._hint = np.zeros(batch, dtype=np.int64)
 
     def _step(self, tok: torch.Tensor, tok_np: np.ndarray, state, rows: np.ndarray | None = None):

@@ -82,10 +82,3 @@ def model_from_blob(blob: dict[str, Any], path: str | Path, tokenizer: Tokenizer
     except (ComposerError, RuntimeError, KeyError, TypeError, AttributeError, ValueError) as e:
         raise CheckpointError(f"{path}: weights do not match the model config ({str(e).splitlines()[0][:160]})") from None
     return model
-
-
-def load_model(path: str | Path | None = None, device: str | torch.device = "cpu"):  # TRANSITION SHIM
-    from composer.model.bundle import load_bundle
-
-    b = load_bundle(path, device)
-    return b.model, read_checkpoint(b.path)

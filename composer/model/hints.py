@@ -9,8 +9,8 @@ second A part, hardly at all a 2-token one.
 
 Matches come from an online suffix automaton (linear time, one ``push`` per token), so
 training data, scoring and sampling all compute the same hints the same way. A hint is
-one int: ``bucket * V + token``, with the "no match" token ``NONE`` (BOS, which never
-follows anything) in bucket 0.
+one int: ``bucket * V + token`` (V = the vocabulary's size), with the "no match" token
+BOS (which never follows anything) in bucket 0.
 """
 
 from __future__ import annotations
@@ -19,21 +19,20 @@ from typing import Sequence
 
 import numpy as np
 
-from composer.tokens.tokenizer import VOCAB
+from composer.tokens.tokenizer import Vocab
 
 EDGES = (1, 3, 6, 12, 24, 48, 96)  # match lengths (tokens) that open buckets 1..7; bucket 0 = no match
 BUCKETS = len(EDGES) + 1
-NONE = VOCAB.bos  # hint token when nothing earlier matches
-V = len(VOCAB)
 _BUCKET_OF = np.searchsorted(EDGES, np.arange(EDGES[-1] + 1), side="right")  # length -> bucket
 
 
 class Matcher:
     """Longest earlier match of the sequence pushed so far (an online suffix automaton)."""
 
-    __slots__ = ("seq", "length", "link", "next", "first", "last")
+    __slots__ = ("seq", "length", "link", "next", "first", "last", "size", "none")
 
-    def __init__(self) -> None:
+    def __init__(self, vocab: Vocab) -> None:
+        self.size, self.none = len(vocab), vocab.bos  # hint = bucket * size + token; BOS = no match
         self.seq: list[int] = []
         self.length, self.link, self.first = [0], [-1], [-1]  # per state
         self.next: list[dict[int, int]] = [{}]
@@ -72,18 +71,18 @@ class Matcher:
         s = link[cur]
         n = length[s]
         if n == 0:
-            return NONE
+            return self.none
         bucket = int(_BUCKET_OF[min(n, EDGES[-1])])
-        return bucket * V + self.seq[first[s] + 1]
+        return bucket * self.size + self.seq[first[s] + 1]
 
 
-def hints(seq: Sequence[int]) -> np.ndarray:
+def hints(seq: Sequence[int], vocab: Vocab) -> np.ndarray:
     """Hint after each token of one melody (same length as ``seq``; the last one predicts
     past the end and is unused)."""
-    m = Matcher()
+    m = Matcher(vocab)
     return np.fromiter((m.push(int(t)) for t in seq), dtype=np.int64, count=len(seq))
 
 
-def split_hints(h):
-    """(bucket, token) of hints (numpy arrays or tensors)."""
-    return h // V, h % V
+def split_hints(h, size: int):
+    """(bucket, token) of hints (numpy arrays or tensors) of a vocabulary of ``size`` ids."""
+    return h // size, h % size

@@ -20,7 +20,6 @@ from torch import nn
 from composer.errors import ModelError
 from composer.model.config import ModelConfig
 from composer.model.hints import BUCKETS, split_hints
-from composer.model.hints import V as HINT_V
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
 
@@ -31,8 +30,6 @@ class MelodyLSTM(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
         if cfg.copy_hints:
-            if cfg.vocab_size != HINT_V:
-                raise ModelError(f"copy hints encode the tokenizer's {HINT_V} ids, not {cfg.vocab_size}")
             self.hint_token = nn.Embedding(cfg.vocab_size, cfg.embed_size)
             self.hint_length = nn.Embedding(BUCKETS, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
@@ -64,7 +61,7 @@ class MelodyLSTM(nn.Module):
         return hints
 
     def _hint_embed(self, hints: torch.Tensor) -> torch.Tensor:
-        bucket, token = split_hints(hints)
+        bucket, token = split_hints(hints, self.cfg.vocab_size)
         return self.hint_token(token) + self.hint_length(bucket)
 
     def _logits(self, y: torch.Tensor) -> torch.Tensor:

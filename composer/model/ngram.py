@@ -16,7 +16,7 @@ import numpy as np
 
 from composer.errors import ModelError
 from composer.model.scoring import SequenceScore, make_score
-from composer.tokens.tokenizer import VOCAB
+from composer.tokens.tokenizer import Tokenizer
 
 PAD = 0  # id written before each melody so that every context has full length
 
@@ -74,10 +74,10 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
 class NGramModel:
     """Interpolated modified Kneser-Ney over token ids, orders 1..``order``."""
 
-    def __init__(self, order: int = 5, vocab_size: int = len(VOCAB)) -> None:
+    def __init__(self, order: int, tokenizer: Tokenizer) -> None:
         if order < 1:
             raise ModelError(f"n-gram order must be at least 1, got {order}")
-        self.order, self.vocab_size = order, vocab_size
+        self.order, self.vocab_size, self.tokenizer = order, len(tokenizer), tokenizer
         self.levels: list[_Level] = []
 
     def fit(self, seqs: Sequence[np.ndarray]) -> NGramModel:
@@ -144,15 +144,15 @@ class NGramModel:
         """Whole-melody NLL of ``seqs`` under the model of the given order (default: its own)."""
         logp, seq_of = self.token_logprobs(seqs, order)
         per = np.bincount(seq_of, weights=-logp, minlength=len(seqs))
-        return make_score(per.tolist(), seqs)
+        return make_score(per.tolist(), seqs, self.tokenizer)
 
 
-def best_order(train: Sequence[np.ndarray], val: Sequence[np.ndarray], orders=range(3, 11)
+def best_order(train: Sequence[np.ndarray], val: Sequence[np.ndarray], tokenizer: Tokenizer, orders=range(3, 11)
                ) -> tuple[int, SequenceScore, dict[int, float]]:
     """Fit once at the highest order; the order with the lowest validation bits per note,
     its score, and bits per note of every order tried."""
     orders = sorted(orders)
-    model = NGramModel(orders[-1]).fit(train)
+    model = NGramModel(orders[-1], tokenizer).fit(train)
     scores = {k: model.score(val, k) for k in orders}
     best = min(orders, key=lambda k: scores[k].bits_per_note)
     return best, scores[best], {k: s.bits_per_note for k, s in scores.items()}

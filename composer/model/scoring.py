@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from composer.model.hints import hints
-from composer.tokens.tokenizer import count_notes
+from composer.tokens.tokenizer import Tokenizer
 
 LN2 = math.log(2.0)
 
@@ -43,18 +43,18 @@ class SequenceScore:
                 "bits_per_note": self.bits_per_note, "bits_per_token": self.bits_per_token}
 
 
-def make_score(per_sequence: Sequence[float], seqs: Sequence[np.ndarray]) -> SequenceScore:
+def make_score(per_sequence: Sequence[float], seqs: Sequence[np.ndarray], tokenizer: Tokenizer) -> SequenceScore:
     """A SequenceScore from per-melody nats and the melodies themselves."""
     return SequenceScore(
         nll_nats=float(sum(per_sequence)),
         tokens=int(sum(max(len(s) - 1, 0) for s in seqs)),
-        notes=int(sum(count_notes(s) for s in seqs)),
+        notes=int(sum(tokenizer.count_notes(s) for s in seqs)),
         per_sequence=tuple(float(x) for x in per_sequence),
     )
 
 
 @torch.no_grad()
-def token_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
+def token_nlls(model, tokenizer: Tokenizer, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
                batch_size: int = 64, chunk: int = 1024) -> list[np.ndarray]:
     """NLL in nats of each sequence's tokens after the first (one float64 array per sequence,
     in input order).
@@ -78,7 +78,7 @@ def token_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "
         for r, i in enumerate(idx):
             ids[r, : lengths[i]] = seqs[i]
             if with_hints:
-                hint[r, : lengths[i]] = hints(seqs[i])
+                hint[r, : lengths[i]] = hints(seqs[i], tokenizer.vocab)
         ids_t = torch.from_numpy(ids).to(device)
         hint_t = torch.from_numpy(hint).to(device) if with_hints else None
         parts, state = [], None
@@ -94,8 +94,8 @@ def token_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "
     return out
 
 
-def sequence_nlls(model, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
+def sequence_nlls(model, tokenizer: Tokenizer, seqs: Sequence[np.ndarray], device: torch.device | str = "cpu",
                   batch_size: int = 64, chunk: int = 1024) -> list[float]:
     """Summed NLL in nats of each sequence's tokens after the first, in input order."""
-    return [float(t.sum()) for t in token_nlls(model, seqs, device, batch_size, chunk)]
+    return [float(t.sum()) for t in token_nlls(model, tokenizer, seqs, device, batch_size, chunk)]
 

@@ -316,19 +316,3 @@ def _checked(ids, vocab: Vocab) -> list[int]:
         bad = next(t for t in seq if not 0 <= t < len(vocab))
         raise TokenizerError(f"token id {bad} is outside the vocabulary (0-{len(vocab) - 1})")
     return seq
-
-
-# TRANSITION SHIMS (removed once every caller takes a Tokenizer)
-VOCAB = _default_vocab()
-
-
-def encode(melody: Melody, vocab: Vocab = VOCAB) -> list[int]:
-    return _encode(melody, vocab)
-
-
-def decode(ids, vocab: Vocab = VOCAB, tempo: float = 120.0, title: str = "") -> Melody:
-    return _decode(ids, vocab, tempo, title)
-
-
-def count_notes(ids, vocab: Vocab = VOCAB) -> int:
-    return Tokenizer(vocab).count_notes(ids)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from composer.errors import TrainingError
-from composer.model.hints import V, split_hints
+from composer.model.hints import split_hints
 from composer.music.melody import PITCH_MAX, PITCH_MIN
-from composer.tokens.tokenizer import PITCH, VOCAB, Vocab
+from composer.tokens.tokenizer import PITCH, Vocab
 
 _FAR = 10_000  # stands in for "no pitch" in min/max reductions
 
@@ -37,8 +37,8 @@ def flatten(seqs: Sequence[np.ndarray]) -> torch.Tensor:
 class Transposer:
     """Shifts every window by its own random number of semitones, keeping its pitches in range."""
 
-    def __init__(self, max_shift: int, vocab: Vocab = VOCAB, device: torch.device | str = "cpu") -> None:
-        self.max_shift = max_shift
+    def __init__(self, max_shift: int, vocab: Vocab, device: torch.device | str = "cpu") -> None:
+        self.max_shift, self.size = max_shift, len(vocab)
         # tables[s + max_shift] maps ids shifted by s semitones, shape (2K+1, V).
         tables = np.stack([np.maximum(vocab.transpose_table(s), 0) for s in range(-max_shift, max_shift + 1)])
         self.tables = torch.from_numpy(tables).to(device)
@@ -57,8 +57,8 @@ class Transposer:
         out = self.tables[shift.unsqueeze(1), windows]
         if hints is None:
             return out
-        bucket, token = split_hints(hints)
-        return out, bucket * V + self.tables[shift.unsqueeze(1), token]
+        bucket, token = split_hints(hints, self.size)
+        return out, bucket * self.size + self.tables[shift.unsqueeze(1), token]
 
     def shifts(self, windows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """(B,) semitones per window: uniform over the shifts that keep its pitches in range."""
@@ -89,7 +89,9 @@ class WindowSampler:
 
     def __init__(self, tokens: torch.Tensor, seq_len: int, batch_size: int, *, seed: int = 0,
                  max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu",
-                 hints: torch.Tensor | None = None) -> None:
+                 hints: torch.Tensor | None = None, vocab: Vocab | None = None) -> None:
+        if max_shift > 0 and vocab is None:
+            raise TrainingError("transposing windows needs the vocabulary (vocab=tokenizer.vocab)")
         if tokens.numel() < seq_len + 2:
             raise TrainingError(f"{tokens.numel()} tokens cannot fill one window of {seq_len + 1}: lower --seq-len")
         if hints is not None and hints.shape != tokens.shape:
@@ -99,7 +101,7 @@ class WindowSampler:
         self.seq_len, self.batch_size = seq_len, batch_size
         self.seed, self.world, self.rank = seed, world, rank
         self.device = torch.device(device)
-        self.transposer = Transposer(max_shift, device=device) if max_shift > 0 else None
+        self.transposer = Transposer(max_shift, vocab, device=device) if max_shift > 0 else None
         self._arange = torch.arange(seq_len + 1, device=device)
 
     @property

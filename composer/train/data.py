@@ -4,13 +4,13 @@ baseline on that split, and the device."""
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass
 
 import torch
 
 from composer.data.corpus import TokenizedFile, load_corpus, split_files
 from composer.errors import CorpusError, TrainingError
+from composer.tokens.tokenizer import Tokenizer
 from composer.train.config import TrainConfig
 
 
@@ -21,12 +21,6 @@ class DataSplit:
     train: list[TokenizedFile]
     val: list[TokenizedFile]
     skipped: tuple[tuple[str, str], ...]
-
-    def record(self, folder: str) -> dict:
-        """What the checkpoint keeps about its data (the generator and originality checks read it)."""
-        return {"folder": folder, "train_files": [f.path for f in self.train], "val_files": [f.path for f in self.val],
-                "meters": dict(Counter(f.meter for f in self.train)), "keys": dict(Counter(f.key for f in self.train)),
-                "train_tokens": int(sum(len(f.ids) for f in self.train)), "train_notes": int(sum(f.notes for f in self.train))}
 
 
 def load_data(cfg: TrainConfig, loading=None) -> DataSplit:
@@ -44,11 +38,11 @@ def load_data(cfg: TrainConfig, loading=None) -> DataSplit:
     return DataSplit(train, val, corpus.skipped)
 
 
-def ngram_baseline(split: DataSplit, orders=range(3, 11)) -> dict:
+def ngram_baseline(split: DataSplit, tokenizer: Tokenizer, orders=range(3, 11)) -> dict:
     """Interpolated Kneser-Ney n-gram on the same split: the best order on validation and its bits per note."""
     from composer.model.ngram import best_order
 
-    order, score, by_order = best_order([f.ids for f in split.train], [f.ids for f in split.val], orders)
+    order, score, by_order = best_order([f.ids for f in split.train], [f.ids for f in split.val], tokenizer, orders)
     return {"order": order, "bits_per_note": score.bits_per_note, "bits_per_token": score.bits_per_token,
             "by_order": {str(k): v for k, v in by_order.items()}}
 

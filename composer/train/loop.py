@@ -8,6 +8,7 @@ and reports). A resume reads the run's ``last.pt`` here and hands it to ``Traine
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +16,8 @@ import torch
 
 from composer.data.plans import table_from_ids
 from composer.errors import TrainingError
-from composer.model.checkpoint import read_checkpoint
+from composer.model.bundle import TrainingRecord
+from composer.model.runstate import read_run_state, read_train_config
 from composer.tokens.tokenizer import Tokenizer
 from composer.train.config import TrainConfig
 from composer.train.data import DataSplit, load_data, ngram_baseline, resolve_device  # noqa: F401 (re-exported)
@@ -45,7 +47,7 @@ def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
     path = Path(run_dir) / "last.pt"
     if not path.exists():
         raise TrainingError(f"nothing to resume: {path} does not exist")
-    return TrainConfig.from_dict(read_checkpoint(path)["train_config"]).replace(**overrides)
+    return TrainConfig.from_dict(read_train_config(path)).replace(**overrides)
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False,
@@ -54,12 +56,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, force:
     progress = progress or Progress()
     world, rank = _dist()
     run = RunFolder(run_dir)
-    blob = None
+    state = None
     if resume:
         if not run.last.exists():
             raise TrainingError(f"nothing to resume: {run.last} does not exist")
-        blob = read_checkpoint(run.last)
-        saved = TrainConfig.from_dict(blob["train_config"])
+        state = read_run_state(run.last)
+        saved = TrainConfig.from_dict(state.train_config)
         if saved.replace(**{k: getattr(cfg, k) for k in RESUME_OVERRIDES}) != cfg:
             raise TrainingError(f"--resume keeps the run's settings; only {', '.join(RESUME_OVERRIDES)} may change")
     elif rank == 0:
@@ -68,27 +70,29 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False, force:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     split = load_data(cfg, progress.loading)
-    record = split.record(cfg.data)
-    if blob is not None and blob["extra"]["data"]["train_files"] != record["train_files"]:
+    tokenizer = Tokenizer()
+    record = TrainingRecord.from_files(cfg.data, split.train, split.val)
+    if state is not None and state.record.train_files != record.train_files:
         progress.message(f"warning: the files in {cfg.data} changed since this run started; resuming on the new split")
-    baseline = blob["extra"].get("baseline", {}) if blob is not None else (ngram_baseline(split) if rank == 0 else {})
-    if rank == 0:
+    baseline = dict(state.record.baseline) if state is not None else (ngram_baseline(split, tokenizer) if rank == 0 else {})
+    record = replace(record, baseline=baseline)
+    if rank == 0:  # which bars repeat in each training tune, for `compose generate --form corpus`
+        record = replace(record, bar_plans=table_from_ids([f.ids for f in split.train], tokenizer))
         progress.data({"train_files": len(split.train), "val_files": len(split.val), "skipped": list(split.skipped),
-                       "train_tokens": record["train_tokens"], "device": str(device), "world": world, "baseline": baseline})
+                       "train_tokens": record.train_tokens, "device": str(device), "world": world, "baseline": baseline})
         if not resume:
             run.create(force)
         run.remove_stale_temp_files()
     try:
-        trainer = Trainer(cfg, run, split, record, baseline, device, progress, should_stop, world, rank)
-        if rank == 0:  # which bars repeat in each training tune, for `compose generate`
-            trainer.structure = table_from_ids([f.ids for f in split.train], Tokenizer())
-        if blob is not None:
-            trainer.restore(blob)
+        trainer = Trainer(cfg, run, split, record, device, progress, should_stop, world, rank, tokenizer)
+        if state is not None:
+            trainer.restore(state)
         elif rank == 0:
             run.write_json("config.json", {"train_config": cfg.to_dict(), "model_config": trainer.model.cfg.to_dict(),
                                            "parameters": trainer.model.num_parameters(), "world_size": world,
                                            "device": str(device), "baseline": baseline,
-                                           "data": {k: v for k, v in record.items() if not k.endswith("_files")}})
+                                           "data": {k: v for k, v in record.to_extra()["data"].items()
+                                                    if k not in ("train_files", "val_files", "hashes")}})
         return trainer.run()
     except BaseException:
         if rank == 0 and not resume:

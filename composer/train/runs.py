@@ -111,17 +111,11 @@ def set_rng_state(state: dict) -> None:
 
 
 def export_model(checkpoint: str | Path, out: str | Path, force: bool = False) -> Path:
-    """A shipping copy of a checkpoint: fp16 weights, configs, metrics, the data record and
-    the bar plans; no optimizer or resume state. ``load_model`` casts the weights back to float32."""
-    from composer.model.checkpoint import load_model, save_checkpoint
+    """A shipping copy of a checkpoint: fp16 weights, configs, metrics and the training record
+    (with the bar plans); no optimizer or resume state (``composer.model.bundle.export_checkpoint``)."""
+    from composer.model.bundle import export_checkpoint
 
     out = Path(out)
     if out.is_dir():
         raise OutputError(f"{out} is a folder: give a file name such as {out / 'model.pt'}")
-    if out.exists() and not force:
-        raise OutputError(f"{out} already exists: use --force to overwrite it")
-    model, blob = load_model(checkpoint)
-    extra = blob.get("extra") or {}
-    keep = {k: extra[k] for k in ("data", "baseline", "history", "structure", "match") if k in extra}
-    return save_checkpoint(out, model, train_config=blob.get("train_config"), epoch=blob.get("epoch", 0),
-                           metrics=blob.get("metrics"), extra=keep, half=True)
+    return export_checkpoint(checkpoint, out, force=force)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,11 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from composer.errors import TrainingError
+from composer.model.bundle import TrainingRecord
 from composer.model.checkpoint import save_checkpoint
+from composer.model.runstate import Position, RunState, checkpoint_extra
 from composer.model.hints import hints
 from composer.model.network import MelodyLSTM
 from composer.model.scoring import SequenceScore, make_score, sequence_nlls
-from composer.tokens.tokenizer import VOCAB
+from composer.tokens.tokenizer import Tokenizer
 from composer.train.batching import WindowSampler, flatten
 from composer.train.config import TrainConfig
 from composer.train.data import DataSplit
@@ -56,14 +58,15 @@ class TrainResult:
 class Trainer:
     """One run's model, optimizer, sampler and position; ``run`` drives the epochs."""
 
-    def __init__(self, cfg: TrainConfig, run: RunFolder, split: DataSplit, record: dict, baseline: dict,
+    def __init__(self, cfg: TrainConfig, run: RunFolder, split: DataSplit, record: TrainingRecord,
                  device: torch.device, progress: Progress, should_stop: Callable[[], bool] | None,
-                 world: int, rank: int) -> None:
-        self.cfg, self.run_folder, self.record, self.baseline = cfg, run, record, baseline
+                 world: int, rank: int, tokenizer: Tokenizer) -> None:
+        self.cfg, self.run_folder, self.record, self.baseline = cfg, run, record, dict(record.baseline)
+        self.tokenizer = tokenizer
         self.device, self.progress, self.world, self.rank = device, progress, world, rank
         self.should_stop = should_stop or (lambda: False)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank and every run with this seed
-        self.model = MelodyLSTM(cfg.model_config(len(VOCAB)))
+        self.model = MelodyLSTM(cfg.model_config(len(tokenizer)))
         if cfg.embed_init:
             torch.nn.init.normal_(self.model.embed.weight, std=cfg.embed_init)
         self.model.to(device)
@@ -80,9 +83,10 @@ class Trainer:
         train_ids = [f.ids for f in split.train]
         self.sampler = WindowSampler(flatten(train_ids), cfg.seq_len, cfg.batch_size, seed=cfg.seed,
                                      max_shift=cfg.max_transpose if cfg.augment else 0, world=world, rank=rank,
-                                     device=device, hints=flatten([hints(s) for s in train_ids]) if cfg.copy_hints else None)
+                                     device=device, hints=flatten([hints(s, tokenizer.vocab) for s in train_ids]) if cfg.copy_hints else None,
+                                     vocab=tokenizer.vocab)
         self.val_ids = [np.asarray(f.ids, dtype=np.int64) for f in split.val]
-        self.val_totals = make_score([0.0] * len(self.val_ids), self.val_ids)
+        self.val_totals = make_score([0.0] * len(self.val_ids), self.val_ids, tokenizer)
         self.total_steps = cfg.epochs * self.sampler.steps_per_epoch
         self.budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
         self.amp = device.type == "cuda"  # bf16 autocast: tensor cores, no loss scaling needed
@@ -90,32 +94,27 @@ class Trainer:
         self.best, self.best_bpn, self.elapsed, self.val_seconds = math.inf, math.inf, 0.0, 0.0
         self.part = {"loss_sum": 0.0, "n": 0, "seconds": 0.0}  # the current epoch so far
         self.history: list[dict] = []
-        self.structure: torch.Tensor | None = None  # bar plans of the training tunes (composer.generate.structure)
         torch.manual_seed(cfg.seed * 7919 + rank + 1)  # dropout masks: reproducible, different per rank
 
     # -- state ---------------------------------------------------------------------------------
-    def restore(self, blob: dict) -> None:
-        ex = blob["extra"]
-        self.model.load_state_dict(blob["state_dict"])
-        self.opt.load_state_dict(ex["optimizer"])
-        self.epoch, self.step, self.global_step = ex["epoch"], ex["step"], ex["schedule"]["global_step"]
-        self.best, self.best_bpn, self.bad_epochs = ex["best_val_loss"], ex["best_bits_per_note"], ex["bad_epochs"]
-        self.elapsed, self.val_seconds, self.part = ex["elapsed_s"], ex["val_seconds"], dict(ex["partial"])
-        self.history = [dict(r) for r in ex["history"]]
-        set_rng_state(ex["rng"])
+    def restore(self, state: RunState) -> None:
+        """Continue from a run's last checkpoint exactly where it stopped."""
+        p = state.position
+        self.model.load_state_dict(state.state_dict)
+        self.opt.load_state_dict(state.optimizer)
+        self.epoch, self.step, self.global_step = p.epoch, p.step, p.global_step
+        self.best, self.best_bpn, self.bad_epochs = p.best_val_loss, p.best_bits_per_note, p.bad_epochs
+        self.elapsed, self.val_seconds, self.part = p.elapsed_s, p.val_seconds, dict(p.partial)
+        self.history = [dict(r) for r in state.record.history]
+        set_rng_state(state.rng)
         if self.rank > 0:
             torch.manual_seed(self.cfg.seed * 7919 + self.rank + 1 + self.global_step)
 
     def _extra(self, full: bool) -> dict:
-        ex = {"data": self.record, "baseline": self.baseline, "history": self.history, "epoch": self.epoch,
-              "step": self.step, "schedule": {"global_step": self.global_step, "total_steps": self.total_steps},
-              "best_val_loss": self.best, "best_bits_per_note": self.best_bpn, "bad_epochs": self.bad_epochs,
-              "elapsed_s": self.elapsed, "val_seconds": self.val_seconds, "partial": dict(self.part)}
-        if self.structure is not None:
-            ex["structure"] = self.structure
-        if full:
-            ex["optimizer"], ex["rng"] = self.opt.state_dict(), rng_state()
-        return ex
+        record = replace(self.record, baseline=self.baseline, history=tuple(self.history))
+        pos = Position(self.epoch, self.step, self.global_step, self.total_steps, self.best, self.best_bpn,
+                       self.bad_epochs, self.elapsed, self.val_seconds, dict(self.part))
+        return checkpoint_extra(record, pos, *((self.opt.state_dict(), rng_state()) if full else ()))
 
     def _save(self, best: bool) -> None:
         if self.rank != 0:
@@ -125,8 +124,8 @@ class Trainer:
                        ngram_order=self.baseline.get("order"), ngram_bits_per_note=self.baseline.get("bits_per_note"))
         kw = dict(train_config=self.cfg.to_dict(), epoch=self.epoch, metrics=metrics)
         if best:
-            save_checkpoint(self.run_folder.best, self.model, extra=self._extra(False), **kw)
-        save_checkpoint(self.run_folder.last, self.model, extra=self._extra(True), **kw)
+            save_checkpoint(self.run_folder.best, self.model, tokenizer=self.tokenizer, extra=self._extra(False), **kw)
+        save_checkpoint(self.run_folder.last, self.model, tokenizer=self.tokenizer, extra=self._extra(True), **kw)
 
     # -- loop ----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -178,7 +177,7 @@ class Trainer:
 
     def _steps(self, plan, t0: float) -> str | None:
         """Run the epoch's remaining steps; None when it completes, else "interrupted" or "time"."""
-        cfg, v = self.cfg, len(VOCAB)
+        cfg, v = self.cfg, len(self.tokenizer)
         acc = torch.zeros((), device=self.device)  # loss sum since the last report: no per-step sync
         n_acc, t_log = 0, time.perf_counter()
         tokens = cfg.batch_size * cfg.seq_len * self.world
@@ -224,7 +223,7 @@ class Trainer:
         mine = self.val_ids[self.rank :: self.world]
         self.model.eval()
         with torch.no_grad():
-            nll = sum(sequence_nlls(self.model, mine, device=self.device)) if mine else 0.0
+            nll = sum(sequence_nlls(self.model, self.tokenizer, mine, device=self.device)) if mine else 0.0
         self.model.train()
         if self.world > 1:
             import torch.distributed as dist
