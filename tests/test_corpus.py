@@ -15,7 +15,9 @@ from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
 from composer.music.midi_io import melody_to_bytes, read_melody, write_midi
-from composer.tokens.tokenizer import TOKENIZER_VERSION, decode
+from composer.tokens.tokenizer import TOKENIZER_VERSION, Tokenizer
+
+decode = Tokenizer().decode
 
 
 def _melody(seed: int, meter: str = "4/4", bars: int = 4) -> Melody:

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 
 from composer.errors import ModelError
 from composer.model.ngram import NGramModel, best_order
+from composer.tokens.tokenizer import Tokenizer
+
+TOK = Tokenizer()
 
 V = 10  # small vocabulary: 0 = PAD, 1 = BOS, 2 = EOS, 3.. = symbols
 
@@ -82,8 +85,8 @@ def test_lower_orders_from_one_fit_equal_separate_fits() -> None:
     train, val = _seqs(rng, 40, 15), _seqs(rng, 8, 15)
     big = NGramModel(6, vocab_size=V).fit(train)
     for k in (1, 3, 6):
-        alone = NGramModel(k, vocab_size=V).fit(train).score(val)
-        assert big.score(val, k).nll_nats == pytest.approx(alone.nll_nats, rel=1e-9)
+        alone = NGramModel(k, vocab_size=V).fit(train).score(val, TOK)
+        assert big.score(val, TOK, k).nll_nats == pytest.approx(alone.nll_nats, rel=1e-9)
 
 
 @pytest.mark.parametrize("order", [1, 2, 4])
@@ -100,7 +103,7 @@ def test_distribution_sums_to_one(order: int) -> None:
 def test_score_totals_and_per_sequence() -> None:
     rng = np.random.default_rng(3)
     train, val = _seqs(rng, 30, 12), _seqs(rng, 5, 12)
-    s = NGramModel(3, vocab_size=V).fit(train).score(val)
+    s = NGramModel(3, vocab_size=V).fit(train).score(val, TOK)
     assert s.tokens == sum(len(x) - 1 for x in val)
     assert s.nll_nats == pytest.approx(sum(s.per_sequence))
     assert len(s.per_sequence) == len(val) and all(x > 0 for x in s.per_sequence)
@@ -110,14 +113,14 @@ def test_higher_order_wins_on_a_repetitive_language() -> None:
     # Melodies cycling through a fixed pattern: long contexts predict them almost surely.
     pattern = [3, 4, 5, 3, 6, 7, 3, 8]
     seqs = [np.array([1] + pattern * 4 + [2]) for _ in range(20)]
-    order, score, by_order = best_order(seqs[:16], seqs[16:], orders=range(1, 5))
+    order, score, by_order = best_order(seqs[:16], seqs[16:], TOK, orders=range(1, 5))
     assert by_order[1] > by_order[2] > by_order[3]
     assert order >= 3 and score.bits_per_note == pytest.approx(min(by_order.values()))
 
 
 def test_rejects_bad_orders() -> None:
     with pytest.raises(ModelError, match="order must be at least 1, got 0"):
-        NGramModel(0)
+        NGramModel(0, V)
     lm = NGramModel(2, vocab_size=V).fit([np.array([1, 3, 2])])
     with pytest.raises(ModelError, match="order 3 is outside 1..2"):
-        lm.score([np.array([1, 3, 2])], order=3)
+        lm.score([np.array([1, 3, 2])], TOK, order=3)

@@ -85,10 +85,10 @@ def ngram_likelihood(tokenizer: Tokenizer, train: Sequence[np.ndarray], seqs: Se
     its per-token NLLs of each melody."""
     from composer.model.ngram import NGramModel
 
-    lm = NGramModel(max(orders), tokenizer).fit([np.asarray(x, dtype=np.int64) for x in train])
+    lm = NGramModel(max(orders), len(tokenizer)).fit([np.asarray(x, dtype=np.int64) for x in train])
     order = max(orders)
     if len(val):
-        order = min(orders, key=lambda k: lm.score(val, k).bits_per_note)
+        order = min(orders, key=lambda k: lm.score(val, tokenizer, k).bits_per_note)
     seqs = [np.asarray(x, dtype=np.int64) for x in seqs]
     logp, seq_of = lm.token_logprobs(seqs, order)
     tok = np.split(-logp, np.cumsum([max(len(x) - 1, 0) for x in seqs])[:-1]) if seqs else []

@@ -74,10 +74,10 @@ def _discounts(counts: np.ndarray) -> np.ndarray:
 class NGramModel:
     """Interpolated modified Kneser-Ney over token ids, orders 1..``order``."""
 
-    def __init__(self, order: int, tokenizer: Tokenizer) -> None:
+    def __init__(self, order: int, vocab_size: int) -> None:
         if order < 1:
             raise ModelError(f"n-gram order must be at least 1, got {order}")
-        self.order, self.vocab_size, self.tokenizer = order, len(tokenizer), tokenizer
+        self.order, self.vocab_size = order, vocab_size
         self.levels: list[_Level] = []
 
     def fit(self, seqs: Sequence[np.ndarray]) -> NGramModel:
@@ -140,11 +140,11 @@ class NGramModel:
             p = np.where(seen & (tot > 0), (num + gamma[c] * p) / np.maximum(tot, 1e-300), p)
         return np.log(p), seq_of
 
-    def score(self, seqs: Sequence[np.ndarray], order: int | None = None) -> SequenceScore:
+    def score(self, seqs: Sequence[np.ndarray], tokenizer: Tokenizer, order: int | None = None) -> SequenceScore:
         """Whole-melody NLL of ``seqs`` under the model of the given order (default: its own)."""
         logp, seq_of = self.token_logprobs(seqs, order)
         per = np.bincount(seq_of, weights=-logp, minlength=len(seqs))
-        return make_score(per.tolist(), seqs, self.tokenizer)
+        return make_score(per.tolist(), seqs, tokenizer)
 
 
 def best_order(train: Sequence[np.ndarray], val: Sequence[np.ndarray], tokenizer: Tokenizer, orders=range(3, 11)
@@ -152,7 +152,7 @@ def best_order(train: Sequence[np.ndarray], val: Sequence[np.ndarray], tokenizer
     """Fit once at the highest order; the order with the lowest validation bits per note,
     its score, and bits per note of every order tried."""
     orders = sorted(orders)
-    model = NGramModel(orders[-1], tokenizer).fit(train)
-    scores = {k: model.score(val, k) for k in orders}
+    model = NGramModel(orders[-1], len(tokenizer)).fit(train)
+    scores = {k: model.score(val, tokenizer, k) for k in orders}
     best = min(orders, key=lambda k: scores[k].bits_per_note)
     return best, scores[best], {k: s.bits_per_note for k, s in scores.items()}
