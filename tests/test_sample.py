@@ -49,7 +49,7 @@ def check(g, meter, bars, pitch_range=(21, 108)) -> Melody:
 
 def test_step_matches_nn_lstm(model):
     ids = torch.randint(3, 12, (3, 40), generator=gen(1))  # few distinct ids: long matches
-    h = torch.from_numpy(np.stack([hints(r.tolist()) for r in ids])) if model.cfg.copy_hints else None
+    h = torch.from_numpy(np.stack([hints(r.tolist(), VOCAB) for r in ids])) if model.cfg.copy_hints else None
     full, _ = model(ids, hints=h)
     state = model.init_state(3)
     for t in range(ids.shape[1]):
