@@ -27,16 +27,16 @@ def _model():
     """(model, checkpoint path or None, label, bar plans or None): the default model, else a stand-in."""
     import torch
 
-    from composer.model.checkpoint import DEFAULT_MODEL, load_model, save_checkpoint
+    from composer.generate.api import Composer
+    from composer.model.checkpoint import DEFAULT_MODEL, save_checkpoint
     from composer.model.config import ModelConfig
     from composer.model.network import MelodyLSTM
 
     if DEFAULT_MODEL.is_file():
-        model, blob = load_model(None)
+        composer = Composer.load()
+        model = composer.bundle.model
         c = model.cfg
-        from composer.generate.structure import checkpoint_table, default_form
-
-        plans = checkpoint_table(blob) if default_form(model, blob) == "corpus" else None  # as generate samples
+        plans = composer.bundle.record.bar_plans if composer.default_form == "corpus" else None  # as generate samples
         hinted = " with copy hints" if c.copy_hints else ""
         return model, None, f"default model {c.num_layers}x{c.hidden_size}{hinted}", plans
     torch.manual_seed(0)
@@ -55,6 +55,7 @@ def sampling_vs_bare_step(model, repeats: int, bars: int, table=None) -> tuple[f
     from composer.music.meter import TimeSignature
     from composer.generate.sample import Sampler, SamplingConfig
     from composer.generate.structure import draw_plans
+    from composer.tokens.tokenizer import Tokenizer
 
     plans = draw_plans(table, 1, bars, torch.Generator().manual_seed(0))
 
@@ -64,7 +65,7 @@ def sampling_vs_bare_step(model, repeats: int, bars: int, table=None) -> tuple[f
         fused.append((w.t().contiguous().detach(), (getattr(model.lstm, f"bias_ih_l{k}") + getattr(model.lstm, f"bias_hh_l{k}")).detach()))
 
     def sampler() -> tuple[float, int]:
-        s = Sampler(model, 1, SamplingConfig(), torch.Generator().manual_seed(0))
+        s = Sampler(model, Tokenizer(), 1, SamplingConfig(), torch.Generator().manual_seed(0))
         t = time.perf_counter()
         s.start([TimeSignature(4, 4)], {})
         s.sample_bars(bars, plans=plans)
@@ -131,7 +132,7 @@ def run(quick: bool = False) -> list[dict]:
     """The figures, each with its target."""
     import torch
 
-    torch.set_num_threads(1)  # as `compose generate` does (see composer/cli/_generate_run.py)
+    torch.set_num_threads(1)  # as `compose generate` does for one melody (composer/generate/api.py)
     model, ckpt, label, table = _model()
     s_tps, b_tps, ratio = sampling_vs_bare_step(model, 5 if quick else 15, 16 if quick else 64, table)
     rows = [

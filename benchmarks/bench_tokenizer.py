@@ -45,9 +45,9 @@ def multitrack_files() -> list[Path]:
 
 def _ours(path: Path) -> None:
     from composer.music.midi_io import read_report
-    from composer.tokens.tokenizer import encode
+    from composer.tokens.tokenizer import Tokenizer
 
-    encode(read_report(path).melody)
+    Tokenizer().encode(read_report(path).melody)
 
 
 def _contenders():

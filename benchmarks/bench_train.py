@@ -27,10 +27,14 @@ from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
 from composer.train.runs import RunFolder
-from composer.tokens.tokenizer import VOCAB, count_notes, encode
+from composer.model.bundle import TrainingRecord
+from composer.tokens.tokenizer import Tokenizer
 from composer.train.loop import Progress, _Trainer
 from composer.train.config import TrainConfig
 from composer.train.data import DataSplit, resolve_device
+
+
+TOK = Tokenizer()
 
 
 def _files(n: int, seed: int = 0) -> list[TokenizedFile]:
@@ -45,8 +49,8 @@ def _files(n: int, seed: int = 0) -> list[TokenizedFile]:
             p = int(np.clip(p + rng.integers(-4, 5), 50, 90))
             notes.append(Note(t, d, p))
             t += d
-        ids = np.asarray(encode(Melody(tuple(notes), ts, Key(2), 32)), dtype=np.int16)
-        out.append(TokenizedFile(f"f{i}.mid", ids, count_notes(ids), "6/8", "D"))
+        ids = np.asarray(TOK.encode(Melody(tuple(notes), ts, Key(2), 32)), dtype=np.int16)
+        out.append(TokenizedFile(f"f{i}.mid", ids, TOK.count_notes(ids), "6/8", "D"))
     return out
 
 
@@ -54,7 +58,7 @@ def _trainer(cfg: TrainConfig, device: torch.device) -> _Trainer:
     files = _files(64)
     split = DataSplit(files[:60], files[60:], ())
     run = RunFolder(Path(tempfile.gettempdir()) / "bench-train-never-written")  # _steps writes nothing
-    return _Trainer(cfg, run, split, {}, {}, device, Progress(), None, 1, 0)
+    return _Trainer(cfg, run, split, TrainingRecord(), device, Progress(), None, 1, 0, TOK)
 
 
 def _loop_rate(tr: _Trainer, steps: int) -> float:
@@ -93,9 +97,9 @@ def compare(cfg: TrainConfig, device: torch.device, steps: int, rounds: int) -> 
     """(loop tokens/s, bare tokens/s): best of ``rounds`` interleaved rounds."""
     tr = _trainer(cfg, device)
     torch.manual_seed(0)
-    bare = MelodyLSTM(cfg.replace(copy_hints=False).model_config(len(VOCAB))).to(device).train()
+    bare = MelodyLSTM(cfg.replace(copy_hints=False).model_config(len(TOK))).to(device).train()
     opt = torch.optim.AdamW(bare.parameters(), lr=1e-3, fused=device.type in ("cpu", "cuda"))
-    x = torch.randint(3, len(VOCAB), (cfg.batch_size, cfg.seq_len + 1), device=device)
+    x = torch.randint(3, len(TOK), (cfg.batch_size, cfg.seq_len + 1), device=device)
     amp = device.type == "cuda"
     _loop_rate(tr, 1)  # warm-up: allocator, kernels
     _bare_rate(bare, opt, x, 1, amp)
