@@ -1,13 +1,11 @@
 """Hostile MIDI through the reader and the tokenizer: only ComposerError may escape, nothing hangs,
-memory stays bounded. Complements the fuzz tests of test_midi_io.py (mutations of one small file,
-random notes and meters) with tempos, keys, names, raw event streams, mutated real files,
+memory stays bounded. Complements the fuzz tests of test_midi_bad_input.py (mutations of one small
+file, random notes and meters) with tempos, keys, names, raw event streams, mutated real files,
 truncation at every length, non-MIDI data and absurd sizes (in a subprocess, under a timeout)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import random
 import struct
 import subprocess
 import sys
@@ -20,13 +18,11 @@ from hypothesis import strategies as st
 
 from composer.errors import ComposerError, MidiError
 from composer.music.midi_io import read_report
-from composer.tokens.tokenizer import decode, encode
+from composer.tokens.tokenizer import Tokenizer
+from conftest import REAL, raw_track, save_events
+from conftest import make_corrupted as mc
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REAL = sorted((FIXTURES / "real").glob("*.mid"))
-_spec = importlib.util.spec_from_file_location("make_corrupted", FIXTURES / "make_corrupted.py")
-mc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mc)
+TOKENIZER = Tokenizer()  # this version's vocabulary
 
 # derandomize: the same cases on every run (CI determinism); examples are not stored between runs
 FUZZ = dict(deadline=None, derandomize=True, database=None,
@@ -38,14 +34,14 @@ def check(path: Path) -> str:
     Any other exception fails the test. Returns 'read' or 'refused'."""
     try:
         report = read_report(path)
-        ids = encode(report.melody)
+        ids = TOKENIZER.encode(report.melody)
     except MidiError as e:
         assert e.path == str(path) and e.reason and "\n" not in str(e), repr(e)
         return "refused"
     except ComposerError as e:  # another of the package's own errors (e.g. the tokenizer's)
         assert str(e) and "\n" not in str(e)
         return "refused"
-    assert decode(ids, tempo=report.melody.tempo, title=report.melody.title) == report.melody
+    assert TOKENIZER.decode(ids, tempo=report.melody.tempo, title=report.melody.title) == report.melody
     assert "\n" not in report.track and 1 <= report.melody.tempo <= 1000
     return "read"
 
@@ -71,25 +67,18 @@ notes = st.lists(st.tuples(st.integers(0, 50_000), st.integers(0, 4000), st.inte
                        max_size=3),
        keys=st.lists(st.tuples(st.integers(0, 20_000), st.sampled_from(KEYS)), max_size=3))
 def test_fuzz_valid_files_with_tempos_keys_and_names(tmp_path: Path, tpq, tracks, tempos, meters, keys):
-    mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
     meta = [(t, mido.MetaMessage("set_tempo", tempo=v)) for t, v in tempos]
     meta += [(t, mido.MetaMessage("time_signature", numerator=n, denominator=d)) for t, n, d in meters]
     meta += [(t, mido.MetaMessage("key_signature", key=k)) for t, k in keys]
+    out = []
     for i, (name, ns, ch) in enumerate(tracks):
         events = list(meta) if i == 0 else []
         for on, d, p in ns:
             events += [(on, mido.Message("note_on", note=p, velocity=64, channel=ch)),
                        (on + d, mido.Message("note_off", note=p, channel=ch))]
         events.sort(key=lambda e: e[0])
-        tr = mido.MidiTrack([mido.MetaMessage("track_name", name=name)])
-        prev = 0
-        for t, msg in events:
-            tr.append(msg.copy(time=t - prev))
-            prev = t
-        mid.tracks.append(tr)
-    p = tmp_path / "rand.mid"
-    mid.save(str(p))
-    event(check(p))
+        out.append((name, events))
+    event(check(save_events(tmp_path / "rand.mid", out, tpq)))
 
 
 # ---- raw event streams: running status, bad meta, huge deltas, lying lengths, odd headers -------------
@@ -110,12 +99,6 @@ raw_event = st.one_of(
 def mostly_none(strategy):
     """None (the true value) three times in four, else ``strategy`` (a lie)."""
     return st.one_of(st.none(), st.none(), st.none(), strategy)
-
-
-def raw_track(events, length_lie: int | None) -> bytes:
-    body = b"".join(mc.vlq(dt) + ev for dt, ev in events) + b"\x00\xff\x2f\x00"
-    n = len(body) if length_lie is None else length_lie
-    return b"MTrk" + struct.pack(">I", n) + body
 
 
 @settings(max_examples=90, **FUZZ)
@@ -228,12 +211,12 @@ CHILD = """
 import json, resource, sys, time
 from composer.errors import ComposerError
 from composer.music.midi_io import read_report
-from composer.tokens.tokenizer import encode
-out = {}
+from composer.tokens.tokenizer import Tokenizer
+tokenizer, out = Tokenizer(), {}
 for p in sys.argv[1:]:
     t = time.perf_counter()
     try:
-        encode(read_report(p).melody)
+        tokenizer.encode(read_report(p).melody)
         what = "read"
     except ComposerError as e:
         what = "refused: " + str(e).split(": ", 1)[1]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import mido
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,47 +13,11 @@ from composer.errors import ComposerError, MidiError
 from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
-from composer.music.midi_io import melody_to_bytes, read_melody, read_report, write_midi
-from composer.tokens.tokenizer import decode, encode
-from test_tokenizer import melodies
+from composer.music.midi_io import read_melody, read_report, write_midi
+from composer.tokens.tokenizer import Tokenizer
+from conftest import FIXTURES, REAL, line, melodies, write_ticks
 
-FIXTURES = Path(__file__).parent / "fixtures"
-_spec = importlib.util.spec_from_file_location("make_corrupted", FIXTURES / "make_corrupted.py")
-make_corrupted = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_corrupted)
-
-
-def write_ticks(path: Path, tracks: list[dict], tpq: int = 480, meters=((0, 4, 4),), tempos=((0, 120.0),),
-                keys=()) -> Path:
-    """A type-1 file written event by event: tracks are dicts(name, notes=[(on, off, pitch)], channel)."""
-    mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
-    meta = [(t, mido.MetaMessage("time_signature", numerator=n, denominator=d)) for t, n, d in meters]
-    meta += [(t, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(b))) for t, b in tempos]
-    meta += [(t, mido.MetaMessage("key_signature", key=k)) for t, k in keys]
-    tracks = [{"events": meta}] + tracks
-    for tr in tracks:
-        events = list(tr.get("events", []))
-        ch = tr.get("channel", 0)
-        for on, off, p in tr.get("notes", []):
-            events.append((on, mido.Message("note_on", note=p, velocity=80, channel=ch)))
-            events.append((off, mido.Message("note_off", note=p, velocity=0, channel=ch)))
-        events.sort(key=lambda e: (e[0], e[1].type == "note_on"))  # offs before ons at a tick
-        track = mido.MidiTrack()
-        if tr.get("name"):
-            track.append(mido.MetaMessage("track_name", name=tr["name"]))
-        prev = 0
-        for t, msg in events:
-            track.append(msg.copy(time=t - prev))
-            prev = t
-        mid.tracks.append(track)
-    mid.save(str(path))
-    return path
-
-
-def line(steps: list[tuple[int, int, int]], tpq: int = 480) -> list[tuple[int, int, int]]:
-    """(start, duration, pitch) in grid steps -> (on, off, pitch) ticks."""
-    k = tpq / 12
-    return [(round(s * k), round((s + d) * k), p) for s, d, p in steps]
+TOKENIZER = Tokenizer()  # this version's vocabulary
 
 
 # ---- round trips ---------------------------------------------------------------------------------
@@ -69,7 +31,7 @@ def test_midi_file_round_trip(tmp_path: Path, m: Melody, tempo: float):
     assert r.melody == m
     assert r.melody.tempo == pytest.approx(tempo, abs=1e-3)
     assert (r.quantized, r.dropped, r.key_estimated, r.track, r.source_notes) == (0, 0, False, "Melody", len(m.notes))
-    assert decode(encode(r.melody)) == m
+    assert TOKENIZER.decode(TOKENIZER.encode(r.melody)) == m
 
 
 def test_written_file_ends_on_the_last_bar_line(tmp_path: Path):
@@ -134,9 +96,6 @@ def test_write_never_overwrites_without_force(tmp_path: Path):
 
 # ---- real multi-track files (music21's test files, see fixtures/real/README.md) -------------------
 
-REAL = sorted((FIXTURES / "real").glob("*.mid"))
-
-
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
 def test_real_files_yield_a_melody(path: Path):
     r = read_report(path)
@@ -144,7 +103,7 @@ def test_real_files_yield_a_melody(path: Path):
     assert len(m.notes) > 0 and r.source_notes == len(m.notes) + r.dropped
     assert r.quantized <= len(m.notes)  # counts notes of the melody, not of the whole track
     assert all(a.end <= b.start for a, b in zip(m.notes, m.notes[1:]))  # monophonic
-    assert decode(encode(m)) == m
+    assert TOKENIZER.decode(TOKENIZER.encode(m)) == m
 
 
 @pytest.mark.parametrize("name, meter, key, estimated, track, notes, first_start", [
@@ -282,87 +241,7 @@ def test_notes_off_the_piano_are_dropped(tmp_path: Path):
     notes = line([(0, 12, 12), (0, 12, 60), (12, 12, 62), (24, 12, 120)])  # a keyswitch below, a squeak above
     r = read_report(write_ticks(tmp_path / "k.mid", [{"name": "Strings", "notes": notes}]))
     assert [n.pitch for n in r.melody.notes] == [60, 62] and r.dropped == 2
-    encode(r.melody)
-
-
-# ---- bad input ----------------------------------------------------------------------------------
-
-CORRUPTED = sorted((FIXTURES / "corrupted").glob("*.mid"))
-
-
-def test_corrupted_fixtures_are_what_the_script_writes():
-    built = make_corrupted.build()
-    assert sorted(p.name for p in CORRUPTED) == sorted(built)
-    assert all(p.read_bytes() == built[p.name] for p in CORRUPTED)
-
-
-@pytest.mark.parametrize("path", CORRUPTED, ids=lambda p: p.name)
-def test_corrupted_files(path: Path):
-    words = make_corrupted.EXPECTED[path.name]
-    if words is None:
-        m = read_melody(path)
-        assert decode(encode(m)) == m
-        return
-    with pytest.raises(MidiError) as e:
-        read_report(path)
-    assert e.value.path == str(path) and str(path) in str(e.value)
-    assert words in e.value.reason and "\n" not in str(e.value)
-
-
-def test_missing_file_and_folder(tmp_path: Path):
-    with pytest.raises(MidiError, match="cannot"):
-        read_report(tmp_path / "nope.mid")
-    with pytest.raises(MidiError):
-        read_report(tmp_path)
-
-
-def test_too_many_notes_is_refused(tmp_path: Path, monkeypatch):
-    import composer.music.midi_io as midi_io
-
-    p = write_ticks(tmp_path / "many.mid", [{"name": "Lead", "notes": line([(i, 1, 60) for i in range(300)])}])
-    monkeypatch.setattr(midi_io, "MAX_NOTES", 299)
-    with pytest.raises(MidiError, match="too many notes"):
-        read_report(p)
-    monkeypatch.setattr(midi_io, "MAX_NOTES", 300)
-    assert len(read_report(p).melody.notes) == 300
-
-
-GOOD = melody_to_bytes(Melody(tuple(Note(i * 6, 6, 60 + i % 12) for i in range(16)), TimeSignature(6, 8), Key(7), 3))
-
-
-def _check_reads_or_refuses(path: Path) -> None:
-    try:
-        m = read_melody(path)
-    except MidiError as e:
-        assert e.path == str(path) and e.reason and "\n" not in e.reason
-        return
-    assert decode(encode(m)) == m  # whatever is read is representable
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(0, 255)), min_size=1, max_size=12),
-       st.integers(14, len(GOOD)))
-def test_fuzz_mutated_bytes(tmp_path: Path, edits, cut):
-    data = bytearray(GOOD[:cut])
-    for pos, val in edits:
-        if pos < len(data):
-            data[pos] = val
-    p = tmp_path / "fuzz.mid"
-    p.write_bytes(bytes(data))
-    _check_reads_or_refuses(p)
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(tpq=st.integers(1, 32767),
-       notes=st.lists(st.tuples(st.integers(0, 2**21), st.integers(0, 5000), st.integers(0, 127)), max_size=30),
-       meters=st.lists(st.tuples(st.integers(0, 20000), st.integers(1, 40), st.sampled_from([1, 2, 4, 8, 16, 32, 64])),
-                       max_size=4),
-       channel=st.sampled_from([0, 9]))
-def test_fuzz_valid_files_with_random_content(tmp_path: Path, tpq, notes, meters, channel):
-    notes = [(on, on + d, p) for on, d, p in notes]
-    p = write_ticks(tmp_path / "rand.mid", [{"name": "x", "notes": notes, "channel": channel}], tpq=tpq,
-                    meters=sorted(meters))
-    _check_reads_or_refuses(p)
+    TOKENIZER.encode(r.melody)
 
 
 # ---- the shipped corpus ----------------------------------------------------------------------------
@@ -395,7 +274,7 @@ def test_midi_corpus_round_trip(tmp_path: Path):
     kept = total = 0
     for i, path in enumerate(files):
         m = read_melody(path)
-        back = decode(encode(m))
+        back = TOKENIZER.decode(TOKENIZER.encode(m))
         assert back == m, path.name
         k, n = notes_preserved(path, back)
         kept, total = kept + k, total + n

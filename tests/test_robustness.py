@@ -31,7 +31,8 @@ from composer.errors import CheckpointError, ComposerError
 from composer.files import safe_name
 from composer.music.midi_io import read_melody, write_midi
 from composer.model.network import MelodyLSTM
-from test_fuzz import mc, raw_track
+from conftest import make_corrupted as mc
+from conftest import raw_track
 from test_train import make_melody
 
 TRAIN_TINY = ["--layers", "1", "--hidden", "16", "--embed", "16", "--epochs", "1", "--seq-len", "32", "--batch-size", "4",

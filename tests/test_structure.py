@@ -18,7 +18,7 @@ from composer.music.bars import bar_repetition, repeated_bars
 from composer.data.plans import COPY, ECHO, FRESH, bar_plan, plan_table, table_from_ids
 from composer.generate.structure import default_form, draw_plans
 from composer.tokens.tokenizer import Tokenizer
-from test_tokenizer import melodies
+from conftest import melodies
 
 TOK = Tokenizer()
 VOCAB = TOK.vocab

@@ -14,65 +14,27 @@ from composer.music.keys import Key, estimate_key
 from composer.music.melody import (PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Melody, Note, parse_pitch, pitch_name,
                                    transpositions)
 from composer.music.meter import TimeSignature
-from composer.tokens.tokenizer import (BAR, DUR, KEY, MAX_DUR, PITCH, POS, TIMESIG, TOKENIZER_VERSION, VOCAB, Vocab,
-                                count_notes, decode, encode, supported_meters)
+from composer.tokens.tokenizer import (BAR, DUR, KEY, MAX_DUR, PITCH, POS, TIMESIG, TOKENIZER_VERSION, Tokenizer,
+                                       Vocab)
+from conftest import METERS, keys, melodies, meters
 
-METERS = supported_meters()
+TOKENIZER = Tokenizer()  # this version's vocabulary
+VOCAB = TOKENIZER.vocab
 Q = STEPS_PER_QUARTER
-
-
-@st.composite
-def melodies(draw, max_bars: int = 10, full_first_and_last: bool = False) -> Melody:
-    """Random quantized monophonic melodies: any supported meter, rests, long and tied notes,
-    empty bars, pickups. With ``full_first_and_last`` the first and last bars hold a note
-    (what a MIDI file can carry: leading and trailing empty bars are not in the file)."""
-    ts = draw(st.sampled_from(METERS))
-    bar = ts.bar_steps
-    grid = draw(st.sampled_from([1, 2, 3, 4, 6, 12]))  # rhythm of this melody: 1 step .. quarters
-    n_bars = draw(st.integers(1, max_bars))
-    t = draw(st.integers(0, bar - 1)) if draw(st.booleans()) else 0  # pickup: start late in bar 1
-    if full_first_and_last:
-        t = min(t, bar - 1)
-    notes = []
-    total = n_bars * bar
-    while t < total and len(notes) < 80:
-        kind = draw(st.sampled_from(["short", "short", "short", "long", "rest", "empty-bar"]))
-        if kind == "rest":
-            t += grid * draw(st.integers(1, 4))
-            continue
-        if kind == "empty-bar":
-            t = (t // bar + 2) * bar  # leave the rest of this bar and the next one empty
-            continue
-        d = grid * draw(st.integers(1, 4)) if kind == "short" else draw(st.integers(bar // 2 + 1, 3 * bar))
-        d = min(d, total - t)
-        if d < 1:
-            break
-        notes.append(Note(t, d, draw(st.integers(PITCH_MIN, PITCH_MAX))))
-        t += d
-    if full_first_and_last:
-        if not notes:
-            notes = [Note(0, 1, 60)]
-        shift = notes[0].start // bar * bar
-        notes = [Note(n.start - shift, n.duration, n.pitch) for n in notes]
-        n_bars = -(-notes[-1].end // bar)
-    else:
-        n_bars += draw(st.integers(0, 2))  # trailing empty bars are kept by the tokens
-    key = Key.from_index(draw(st.integers(0, 23)))
-    return Melody(tuple(notes), ts, key, n_bars)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(melodies())
 def test_round_trip_is_exact(m: Melody):
-    ids = encode(m)
-    back = decode(ids)
+    ids = TOKENIZER.encode(m)
+    back = TOKENIZER.decode(ids)
     assert back == m
     assert (back.notes, back.n_bars, back.time_signature, back.key) == (m.notes, m.n_bars, m.time_signature, m.key)
     kinds = VOCAB.kinds[np.asarray(ids)]
     assert ids[0] == VOCAB.bos and ids[-1] == VOCAB.eos
     assert kinds[1] == TIMESIG and kinds[2] == KEY
     assert int(np.count_nonzero(kinds == BAR)) == m.n_bars
-    assert count_notes(ids) == len(m.notes)
+    assert TOKENIZER.count_notes(ids) == len(m.notes)
     assert int(np.count_nonzero(kinds == POS)) == len(m.notes)
 
 
@@ -81,7 +43,7 @@ def test_every_supported_meter_round_trips():
         bar = ts.bar_steps
         notes = (Note(0, 1, 60), Note(bar - 1, 2, 62), Note(bar + 1, 2 * bar, 64))  # tie into bar 2 and 3
         m = Melody(notes, ts, Key(2, True), 4)
-        assert decode(encode(m)) == m, ts
+        assert TOKENIZER.decode(TOKENIZER.encode(m)) == m, ts
     names = {str(ts) for ts in METERS}
     assert {"4/4", "3/4", "2/4", "6/8", "9/8", "12/8", "2/2", "5/4", "7/8", "3/8", "3/2"} <= names
 
@@ -90,35 +52,35 @@ def test_every_supported_meter_round_trips():
 def test_long_notes_chain_duration_tokens(duration: int):
     ts = TimeSignature(4, 4)
     m = Melody((Note(6, duration, 67), Note(6 + duration, 6, 69)), ts, Key(0), -(-(12 + duration) // ts.bar_steps))
-    ids = encode(m)
+    ids = TOKENIZER.encode(m)
     durs = [int(VOCAB.values[i]) for i in ids if VOCAB.kinds[i] == DUR]
     assert sum(durs) == duration + 6
-    assert decode(ids) == m
+    assert TOKENIZER.decode(ids) == m
 
 
 def test_pickup_empty_bars_and_silence():
     ts = TimeSignature(6, 8)
     pickup = Melody((Note(30, 6, 64), Note(36, 18, 67)), ts, Key(7), 2)
-    assert decode(encode(pickup)).notes[0].start == 30
+    assert TOKENIZER.decode(TOKENIZER.encode(pickup)).notes[0].start == 30
     gaps = Melody((Note(0, 6, 60), Note(4 * 36 + 12, 6, 62)), ts, Key(0), 7)  # 3 empty bars, 2 after
-    assert decode(encode(gaps)) == gaps
+    assert TOKENIZER.decode(TOKENIZER.encode(gaps)) == gaps
     silent = Melody((), TimeSignature(3, 4), Key(9, True), 3)
-    ids = encode(silent)
+    ids = TOKENIZER.encode(silent)
     assert [VOCAB.tokens[i] for i in ids] == ["BOS", "TimeSig_3/4", "Key_Am", "Bar", "Bar", "Bar", "EOS"]
-    assert decode(ids) == silent
+    assert TOKENIZER.decode(ids) == silent
 
 
 def test_token_strings_read_as_documented():
     m = Melody((Note(0, 6, 69), Note(6, 12, 72)), TimeSignature(6, 8), Key(9, True), 1)
-    assert [VOCAB.tokens[i] for i in encode(m)] == \
+    assert [VOCAB.tokens[i] for i in TOKENIZER.encode(m)] == \
         ["BOS", "TimeSig_6/8", "Key_Am", "Bar", "Pos_0", "Pitch_69", "Dur_6", "Pos_6", "Pitch_72", "Dur_12", "EOS"]
 
 
 def test_truncated_sequence_decodes_complete_bars():
     m = Melody((Note(0, 12, 60), Note(48, 12, 62)), TimeSignature(4, 4), Key(0), 2)
-    ids = encode(m)[:-1]  # no EOS
-    assert decode(ids) == m
-    assert decode(ids + [VOCAB.eos, VOCAB.bar, VOCAB.bar]) == m  # tokens after EOS are ignored
+    ids = TOKENIZER.encode(m)[:-1]  # no EOS
+    assert TOKENIZER.decode(ids) == m
+    assert TOKENIZER.decode(ids + [VOCAB.eos, VOCAB.bar, VOCAB.bar]) == m  # tokens after EOS are ignored
 
 
 def _ids(*tokens: str) -> list[int]:
@@ -141,33 +103,33 @@ def _ids(*tokens: str) -> list[int]:
 ])
 def test_bad_sequences_raise_tokenizer_error(tokens):
     with pytest.raises(TokenizerError):
-        decode(_ids(*tokens))
+        TOKENIZER.decode(_ids(*tokens))
 
 
 @pytest.mark.parametrize("bad", [-1, -300, len(VOCAB), 10**6])
 def test_ids_outside_the_vocabulary_raise_tokenizer_error(bad: int):
     with pytest.raises(TokenizerError):
-        decode(_ids("BOS", "TimeSig_4/4", "Key_C", "Bar") + [bad])
+        TOKENIZER.decode(_ids("BOS", "TimeSig_4/4", "Key_C", "Bar") + [bad])
     with pytest.raises(TokenizerError):
-        count_notes([VOCAB.bos, bad])
+        TOKENIZER.count_notes([VOCAB.bos, bad])
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, len(VOCAB) - 1), max_size=40), st.sampled_from(METERS), st.integers(0, 23))
+@given(st.lists(st.integers(0, len(VOCAB) - 1), max_size=40), meters, keys)
 def test_random_sequences_decode_or_raise_tokenizer_error(body, ts, key):
-    ids = [VOCAB.bos, VOCAB.timesig_id(ts), VOCAB.key_id(Key.from_index(key))] + body
+    ids = [VOCAB.bos, VOCAB.timesig_id(ts), VOCAB.key_id(key)] + body
     try:
-        m = decode(ids)
+        m = TOKENIZER.decode(ids)
     except TokenizerError:
         return
-    assert decode(encode(m)) == m
+    assert TOKENIZER.decode(TOKENIZER.encode(m)) == m
 
 
 def test_encode_refuses_what_it_cannot_represent():
     with pytest.raises(TokenizerError):
-        encode(Melody((Note(0, 6, 110),), TimeSignature(4, 4), Key(0), 1))  # above the piano
+        TOKENIZER.encode(Melody((Note(0, 6, 110),), TimeSignature(4, 4), Key(0), 1))  # above the piano
     with pytest.raises(TokenizerError):
-        encode(Melody((Note(0, 6, 60),), TimeSignature(9, 4), Key(0), 1))  # bar longer than 8 quarters
+        TOKENIZER.encode(Melody((Note(0, 6, 60),), TimeSignature(9, 4), Key(0), 1))  # bar longer than 8 quarters
 
 
 def test_vocab_json_round_trip_and_version():
@@ -201,11 +163,11 @@ def test_vocab_layout():
 def test_transpose_table_matches_transposed_melody(m: Melody, k: int):
     table = VOCAB.transpose_table(k)
     lo, hi = m.pitch_range()
-    moved = table[np.asarray(encode(m))]
+    moved = table[np.asarray(TOKENIZER.encode(m))]
     if m.notes and (lo + k < PITCH_MIN or hi + k > PITCH_MAX):
         assert (moved == -1).any()
     else:
-        assert moved.tolist() == encode(m.transpose(k))
+        assert moved.tolist() == TOKENIZER.encode(m.transpose(k))
 
 
 def test_keys_names_and_signatures():
