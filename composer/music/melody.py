@@ -39,6 +39,7 @@ class Note:
 
     @property
     def end(self) -> int:
+        """The step where the note stops sounding."""
         return self.start + self.duration
 
 

@@ -46,6 +46,7 @@ def read_melody(path: str | Path) -> Melody:
 
 
 def _load_score(path: Path):
+    """The parsed file (symusic, ticks), after size, header and note-count checks; raises MidiError."""
     from symusic import Score
 
     try:

@@ -39,6 +39,7 @@ def varlen(n: int) -> bytes:
 
 
 def meta(kind: int, payload: bytes) -> bytes:
+    """A meta event of ``kind`` (0xFF kind length payload)."""
     return bytes([0xFF, kind]) + varlen(len(payload)) + payload
 
 
@@ -48,6 +49,7 @@ def text_meta(kind: int, text: str) -> bytes:
 
 
 def tempo_meta(bpm: float) -> bytes:
+    """A tempo event: microseconds per quarter note (capped at the 3-byte maximum)."""
     return meta(0x51, min(round(60_000_000 / bpm), 0xFFFFFF).to_bytes(3, "big"))
 
 
@@ -64,6 +66,7 @@ def time_signature_meta(numerator: int, denominator: int) -> bytes:
 
 
 def key_signature_meta(sharps: int, minor: bool) -> bytes:
+    """A key-signature event: sharps (negative: flats) and mode."""
     return meta(0x59, struct.pack(">bB", sharps, int(minor)))
 
 
