@@ -158,7 +158,8 @@ def test_a_prime_melody_is_continued_note_for_note(tiny):
 
 BAD = [  # keywords -> words the RequestError must hold (the keyword, and what is wrong)
     ({"bars": 0}, "bars"), ({"bars": -3}, "bars"), ({"bars": MAX_BARS + 1}, "bars"), ({"bars": 2.5}, "bars"),
-    ({"num": 0}, "num"), ({"num": MAX_NUM + 1}, "num"),
+    ({"bars": True}, "bars"),  # a flag is not a count
+    ({"num": 0}, "num"), ({"num": MAX_NUM + 1}, "num"), ({"num": True}, "num"), ({"temperature": True}, "temperature"),
     ({"seed": -1}, "seed"),
     ({"temperature": 0}, "temperature"), ({"temperature": float("nan")}, "temperature"), ({"temperature": "hot"}, "temperature"),
     ({"top_k": -1}, "top_k"), ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"),
