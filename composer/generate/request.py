@@ -118,16 +118,16 @@ class GenerateRequest:
             value = getattr(self, name)
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 put(name, float(value))
-        _check(isinstance(self.num, int) and 1 <= self.num <= MAX_NUM, f"num must be between 1 and {MAX_NUM}, got {self.num}")
-        _check(self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63),
+        _check(type(self.num) is int and 1 <= self.num <= MAX_NUM, f"num must be between 1 and {MAX_NUM}, got {self.num}")
+        _check(self.seed is None or (type(self.seed) is int and 0 <= self.seed < 2**63),
                f"seed must be a whole number >= 0, got {self.seed}")
         _check(isinstance(self.temperature, float) and self.temperature > 0 and math.isfinite(self.temperature),
                f"temperature must be a positive number, got {self.temperature}")
-        _check(isinstance(self.top_k, int) and self.top_k >= 0, f"top_k must be 0 (off) or positive, got {self.top_k}")
+        _check(type(self.top_k) is int and self.top_k >= 0, f"top_k must be 0 (off) or positive, got {self.top_k}")
         _check(isinstance(self.top_p, float) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         _check(self.tempo is None or (isinstance(self.tempo, float) and TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]),
                f"tempo must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g} beats per minute, got {self.tempo}")
-        _check(isinstance(self.max_copy, int) and self.max_copy >= 0, f"max_copy must be 0 (off) or positive, got {self.max_copy}")
+        _check(type(self.max_copy) is int and self.max_copy >= 0, f"max_copy must be 0 (off) or positive, got {self.max_copy}")
         put("program", parse_program(self.program))
         if self.key is not None:
             put("key", parse_key(self.key))
@@ -151,8 +151,8 @@ class GenerateRequest:
     def _sizes(self) -> tuple[int, int | None]:
         """(new bars, bars per section) from bars, form and section_bars."""
         bars, form, section = self.bars, self.form, self.section_bars
-        _check(bars is None or isinstance(bars, int), f"bars must be a whole number, got {bars!r}")
-        _check(section is None or isinstance(section, int), f"section_bars must be a whole number, got {section!r}")
+        _check(bars is None or type(bars) is int, f"bars must be a whole number, got {bars!r}")
+        _check(section is None or type(section) is int, f"section_bars must be a whole number, got {section!r}")
         if not form or form in PLAN_FORMS:
             _check(section is None and not self.vary, "section_bars and vary need a form of sections such as AABB"
                    + (f", not form {form}" if form else ""))
