@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from composer.cli._common import ComposerCommand
 from composer.errors import ComposerError
 
 
@@ -108,7 +109,7 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
     return out
 
 
-@click.command("evaluate")
+@click.command("evaluate", cls=ComposerCommand)
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path),
               help="Model to evaluate [default: the model shipped with composer].")
@@ -142,11 +143,8 @@ def command(folder, checkpoint, validation, baseline, samples, reference, data, 
         raise click.UsageError("give a FOLDER or --validation, not both")
     if baseline and folder is None and not validation:
         raise click.UsageError("--baseline needs a FOLDER (or --validation) to score")
-    try:
-        _run(folder, checkpoint, validation, baseline, samples, reference, data, bars, form, max_copy, seed, out,
-             device, as_json)
-    except ComposerError as e:
-        raise click.ClickException(str(e)) from None
+    _run(folder, checkpoint, validation, baseline, samples, reference, data, bars, form, max_copy, seed, out,
+         device, as_json)
 
 
 def _run(folder, checkpoint, validation, baseline, samples, reference, data, bars, form, max_copy, seed, out, device, as_json):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from composer.cli._common import ComposerCommand
 from composer.errors import ComposerError, RequestError
 from composer.generate import request as rq
 
@@ -69,7 +70,7 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
         n += 1
 
 
-@click.command("generate")
+@click.command("generate", cls=ComposerCommand)
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path), help="Model to sample [default: the model shipped with composer].")
 @click.option("--bars", type=click.IntRange(1, rq.MAX_BARS), default=None, help=f"New bars per melody, 1-{rq.MAX_BARS} [default: {rq.DEFAULT_BARS}, or form length x --section-bars].")
 @click.option("--num", "-n", type=click.IntRange(1, rq.MAX_NUM), default=_REQ["num"], show_default=True, help="Variations, sampled as one batch and ranked by likelihood.")
@@ -105,12 +106,7 @@ def command(checkpoint, out, outdir, force, musicxml, wav, png, **options) -> No
     compose generate --form corpus --temperature 1.2        bars repeat as in a training tune
     compose generate --prime my_tune.mid --bars 8 --musicxml --png
     """
-    try:
-        _run(checkpoint, out, outdir, force, musicxml, wav, png, options)
-    except RequestError as e:  # a usage error: exit 2, also when invoked outside the group
-        raise click.UsageError(str(e)) from None
-    except ComposerError as e:
-        raise click.ClickException(str(e)) from None
+    _run(checkpoint, out, outdir, force, musicxml, wav, png, options)
 
 
 def _run(checkpoint, out, outdir, force, musicxml, wav, png, options: dict) -> None:
