@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from composer.errors import ComposerError, TokenizerError
-from composer.tokens.grammar import Grammar, Grammar1, make_grammar, tables_for
-from composer.model.hints import Matcher
-from composer.generate.structure import Follower
-from composer.music.keys import Key
-from composer.music.meter import TimeSignature
-from composer.model.network import MelodyLSTM
 from composer.generate.draw import Generated, SamplingConfig, gumbel_draw
-from composer.tokens.tokenizer import MAX_BAR_STEPS, PITCH, Tokenizer
+from composer.generate.structure import Follower
+from composer.model.hints import Matcher
+from composer.model.network import MelodyLSTM
+from composer.music.keys import Key
+from composer.music.meter import MAX_BAR_STEPS, TimeSignature
+from composer.tokens.grammar import Grammar, Grammar1, make_grammar, tables_for
+from composer.tokens.tokenizer import PITCH, Tokenizer
 
 _NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
 _FLUSH = 128  # steps of logits kept before their log-likelihoods are summed

@@ -23,26 +23,14 @@ import numpy as np
 from composer.errors import TokenizerError
 from composer.music.keys import Key
 from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Melody, notes_from_arrays
-from composer.music.meter import TimeSignature
+from composer.music.meter import MAX_BAR_STEPS, TimeSignature, supported_meters
 
 TOKENIZER_VERSION = 1
-MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar: 4/2, 8/4, 16/8
 MAX_DUR = 8 * STEPS_PER_QUARTER  # longest single Dur token; longer notes chain tokens
 
 # Token kinds, as stored in ``Vocab.kinds``.
 SPECIAL, TIMESIG, KEY, BAR, POS, PITCH, DUR = range(7)
 KIND_NAMES = ("Special", "TimeSig", "Key", "Bar", "Pos", "Pitch", "Dur")
-
-
-def supported_meters() -> list[TimeSignature]:
-    """Every n/d with d in 2, 4, 8, 16 whose bar fits ``MAX_BAR_STEPS``."""
-    out = []
-    for den in (2, 4, 8, 16):
-        for num in range(1, 33):
-            ts = TimeSignature(num, den)
-            if ts.bar_steps <= MAX_BAR_STEPS:
-                out.append(ts)
-    return out
 
 
 @dataclass(frozen=True)
