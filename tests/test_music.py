@@ -32,7 +32,7 @@ Q = STEPS_PER_QUARTER
     ("3/8", False, Q // 2, 3, 120.0),  # three eighths: a simple meter, one beat per eighth
     ("5/8", False, Q // 2, 5, 120.0),
     ("7/8", False, Q // 2, 7, 120.0),
-    ("6/16", False, Q // 4, 6, 120.0),  # n/16 counts as simple (see TimeSignature.is_compound)
+    ("6/16", True, 3 * Q // 4, 2, 150.0),  # compound too: two dotted-eighth beats, as the MIDI click says
 ])
 def test_meter_beats_and_usual_tempo(meter, compound, beat_steps, beats, tempo):
     ts = TimeSignature.parse(meter)

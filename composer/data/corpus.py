@@ -44,14 +44,6 @@ class Corpus:
     files: tuple[TokenizedFile, ...]
     skipped: tuple[tuple[str, str], ...]  # (path, reason)
 
-    @property
-    def n_tokens(self) -> int:
-        return sum(len(f.ids) for f in self.files)
-
-    @property
-    def n_notes(self) -> int:
-        return sum(f.notes for f in self.files)
-
 
 def find_midi_files(folder: str | Path) -> list[Path]:
     """Every .mid/.midi file under ``folder`` (any case, recursive), sorted by path."""

@@ -11,9 +11,10 @@ from composer.music.melody import STEPS_PER_QUARTER
 MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar the composer handles: 4/2, 8/4, 16/8
 
 
-def groups_in_threes(numerator: int) -> bool:
-    """True for 6, 9, 12, ... notes a bar: they gather in threes, one beat each (compound time)."""
-    return numerator % 3 == 0 and numerator > 3
+def is_compound_meter(numerator: int, denominator: int) -> bool:
+    """Compound time: 6, 9, 12 ... eighths (or shorter notes) a bar, gathered in threes, one beat
+    each (6/8, 9/8, 12/8, 6/16 ...). 3/8 and 6/4 count as simple."""
+    return denominator >= 8 and numerator % 3 == 0 and numerator > 3
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,8 @@ class TimeSignature:
 
     @property
     def is_compound(self) -> bool:
-        """True for 6/8, 9/8, 12/8 ...: beats of three eighths. n/16 meters count as simple here
-        (their accents and piano-roll grid have always used sixteenths)."""
-        return self.denominator == 8 and groups_in_threes(self.numerator)
+        """True for 6/8, 9/8, 12/8, 6/16 ...: beats of three eighths (or sixteenths)."""
+        return is_compound_meter(self.numerator, self.denominator)
 
     @property
     def beat_steps(self) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from composer.errors import MusicError
-from composer.music.meter import groups_in_threes
+from composer.music.meter import is_compound_meter
 
 NOTE_OFF, NOTE_ON, PROGRAM = 0x80, 0x90, 0xC0
 
@@ -54,14 +54,11 @@ def tempo_meta(bpm: float) -> bytes:
 
 
 def time_signature_meta(numerator: int, denominator: int) -> bytes:
-    """Meter with a metronome click per beat (a dotted quarter in compound meters such as 6/8).
-
-    The click of 6/16, 9/16, 12/16 (and n/32) is dotted too, although ``TimeSignature.is_compound``
-    counts those meters as simple: files have always been written so, and stay byte for byte."""
+    """Meter with a metronome click per beat (dotted in compound meters such as 6/8 and 6/16)."""
     if denominator & (denominator - 1) or not 1 <= denominator <= 128:
         raise MusicError(f"time signature denominator {denominator} is not a power of two")
     clocks = 96 // denominator  # MIDI clocks (24 a quarter) per 1/denominator note
-    click = clocks * (3 if denominator >= 8 and groups_in_threes(numerator) else 1)
+    click = clocks * (3 if is_compound_meter(numerator, denominator) else 1)
     return meta(0x58, bytes([numerator, denominator.bit_length() - 1, min(click, 255), 8]))
 
 
