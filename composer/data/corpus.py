@@ -2,14 +2,14 @@
 
 The cache is one compact ``.npz`` file per corpus folder, keyed by each file's
 content hash (sha256 of its bytes) and the tokenizer version: renaming or moving
-a file keeps its entry, editing it re-tokenizes just that file.
+a file keeps its entry, editing it re-tokenizes just that file (composer.data.cache).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +17,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from composer.data.cache import Entry, cache_path, default_cache_dir, read_cache, write_cache
 from composer.errors import ComposerError, CorpusError
-from composer.files import atomic_write
-from composer.tokens.tokenizer import TOKENIZER_VERSION
+from composer.music.midi_io import MAX_FILE_BYTES
 
 MIDI_SUFFIXES = (".mid", ".midi")
 _CHUNK = 32  # files per task sent to a worker process
@@ -46,7 +46,8 @@ class Corpus:
 
 
 def find_midi_files(folder: str | Path) -> list[Path]:
-    """Every .mid/.midi file under ``folder`` (any case, recursive), sorted by path."""
+    """Every .mid/.midi file under ``folder`` (any case, recursive, symlinked folders followed
+    once each), sorted by path."""
     folder = Path(folder)
     return [folder / rel for rel, _ in _scan(str(folder))]
 
@@ -54,37 +55,50 @@ def find_midi_files(folder: str | Path) -> list[Path]:
 def _scan(folder: str) -> list[tuple[str, tuple[int, int, int]]]:
     """(relative '/'-separated path, (size, mtime_ns, ctime_ns)) of each MIDI file, sorted by path.
 
+    Symlinked files and folders are followed, as the user linked them in. The real folders
+    are walked first, then the symlinked ones in path order; a folder already visited (by its
+    real path: a link to an ancestor, two links to one place) is not entered again, so loops
+    end and a linked folder is found under its own name when it is inside ``folder``.
     os.scandir, not pathlib: on a cached load pathlib alone costs more than the rest."""
-    found = []
-    stack = [("", folder)]
-    while stack:
-        prefix, path = stack.pop()
-        try:
-            entries = list(os.scandir(path))
-        except OSError:
-            continue
-        for e in entries:
+    found: list[tuple[str, tuple[int, int, int]]] = []
+    links: list[tuple[str, str]] = []
+    seen = {os.path.realpath(folder)}
+
+    def walk(prefix: str, top: str) -> None:
+        stack = [(prefix, top)]
+        while stack:
+            prefix, path = stack.pop()
             try:
-                if e.is_dir(follow_symlinks=False):  # as os.walk: no symlink loops
-                    stack.append((prefix + e.name + "/", e.path))
-                elif e.name.lower().endswith(MIDI_SUFFIXES) and e.is_file():
-                    st = e.stat()
-                    found.append((prefix + e.name, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+                entries = list(os.scandir(path))
             except OSError:
                 continue
+            for e in entries:
+                try:
+                    if e.is_symlink() and e.is_dir():
+                        links.append((prefix + e.name + "/", e.path))
+                    elif e.is_dir(follow_symlinks=False):
+                        real = os.path.realpath(e.path)
+                        if real not in seen:
+                            seen.add(real)
+                            stack.append((prefix + e.name + "/", e.path))
+                    elif e.name.lower().endswith(MIDI_SUFFIXES) and e.is_file():
+                        st = e.stat()
+                        found.append((prefix + e.name, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
+                except OSError:
+                    continue
+
+    walk("", folder)
+    while links:
+        links.sort(reverse=True)
+        prefix, path = links.pop()
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            walk(prefix, path)
     return sorted(found)
 
 
-def default_cache_dir() -> Path:
-    """$COMPOSER_CACHE, else $XDG_CACHE_HOME/composer, else ~/.cache/composer."""
-    if os.environ.get("COMPOSER_CACHE"):
-        return Path(os.environ["COMPOSER_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "composer"
-
-
-# One entry: (ids int16 or None, notes, meter, key, reason); reason is "" when usable.
-_Entry = tuple
+_Entry = Entry  # (ids int16 or None, notes, meter, key, reason); reason is "" when usable
 
 
 def tokenize_file(path: str | Path) -> _Entry:
@@ -106,55 +120,22 @@ def _tokenize_chunk(paths: list[str]) -> list[_Entry]:
     return [tokenize_file(p) for p in paths]
 
 
+_HASH_CHUNK = 1 << 20
+
+
 def _hash_file(path: str) -> str:
+    """sha256 of a file's bytes, read in chunks (memory stays flat whatever the size)."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def _cache_path(cache_dir: Path, folder: Path) -> Path:
-    tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    return cache_dir / f"corpus-{tag}-v{TOKENIZER_VERSION}.npz"
-
-
-def _read_cache(path: Path) -> tuple[dict[str, _Entry], dict[str, tuple[tuple[int, int, int], str]]]:
-    """(entries by content hash, {path: (stat, hash)}); an unreadable or foreign cache is empty."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if int(z["version"]) != TOKENIZER_VERSION:
-                return {}, {}
-            hashes, off, ids = z["hashes"].tolist(), z["offsets"].tolist(), z["ids"]
-            rows = zip(hashes, z["notes"].tolist(), z["meters"].tolist(), z["keys"].tolist(), z["reasons"].tolist())
-            stat_rows = zip(z["stat_paths"].tolist(), z["stats"].tolist(), z["stat_hashes"].tolist())
-            entries = {h: (None if r else ids[off[j]: off[j + 1]], n, m, k, r) for j, (h, n, m, k, r) in enumerate(rows)}
-            return entries, {p: (tuple(st), h) for p, st, h in stat_rows}
-    except Exception:
-        return {}, {}
-
-
-def _write_cache(path: Path, entries: dict[str, _Entry], stats: dict[str, tuple[tuple[int, int, int], str]]) -> None:
-    hashes = list(entries)
-    seqs = [entries[h][0] if entries[h][0] is not None else np.zeros(0, np.int16) for h in hashes]
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(s) for s in seqs])
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        version=np.int64(TOKENIZER_VERSION),
-        hashes=np.array(hashes, dtype="U64"),
-        offsets=offsets,
-        ids=np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16),
-        notes=np.array([entries[h][1] for h in hashes], dtype=np.int64),
-        meters=np.array([entries[h][2] for h in hashes], dtype=str),
-        keys=np.array([entries[h][3] for h in hashes], dtype=str),
-        reasons=np.array([entries[h][4] for h in hashes], dtype=str),
-        stat_paths=np.array(list(stats), dtype=str),
-        stats=np.array([st for st, _ in stats.values()], dtype=np.int64).reshape(-1, 3),
-        stat_hashes=np.array([h for _, h in stats.values()], dtype="U64"),
-    )
-    try:
-        atomic_write(path, buf.getvalue(), force=True)
-    except ComposerError:
-        pass  # a read-only cache folder only costs speed
+def _not_hashed(size: int) -> str:
+    """Why a file is skipped before it is hashed ('' when it can be read): the reader's size limit,
+    checked first so a huge file is never read (the same words as composer.music.midi_io)."""
+    return f"file too large ({size} bytes)" if size > MAX_FILE_BYTES else ""
 
 
 def load_corpus(
@@ -194,6 +175,8 @@ def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str]
             st = os.stat(folder / rel)
         except OSError:
             raise CorpusError(f"{folder / rel} is missing") from None
+        if not stat.S_ISREG(st.st_mode):  # a device or FIFO would never finish hashing
+            raise CorpusError(f"{folder / rel} is not a regular file")
         found.append((rel, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
     files, skipped = _tokenized(folder, found, cache_dir, workers, progress, whole=False)
     if skipped:
@@ -210,8 +193,8 @@ def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cach
     """(usable files, skipped (path, reason)) of ``found`` (path, stat) in ``folder``, through the
     cache; ``whole``: ``found`` is the whole folder, so entries of files gone are dropped."""
     total = len(found)
-    cache_file = None if cache_dir is False else _cache_path(Path(cache_dir or default_cache_dir()), folder)
-    cached, old_stats = _read_cache(cache_file) if cache_file is not None and cache_file.exists() else ({}, {})
+    cache_file = None if cache_dir is False else cache_path(Path(cache_dir or default_cache_dir()), folder)
+    cached, old_stats = read_cache(cache_file) if cache_file is not None and cache_file.exists() else ({}, {})
     # A file whose size and times are unchanged keeps its recorded content hash (as git does);
     # any other file is hashed again, so entries are always found by content.
     hashes, stats, entries = [], {}, {}
@@ -219,6 +202,9 @@ def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cach
         old = old_stats.get(rel)
         if old is not None and old[0] == st:
             h = old[1]
+        elif why := _not_hashed(st[0]):
+            h = f"unreadable:{rel}"
+            entries[h] = (None, 0, "", "", why)
         else:
             try:
                 h = _hash_file(os.path.join(folder, rel))
@@ -241,7 +227,7 @@ def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cach
         if not whole:  # a few listed files: the rest of the folder's entries stay cached
             keep, stats = {**cached, **keep}, {**old_stats, **stats}
         if whole or todo or stats.keys() != old_stats.keys():
-            _write_cache(cache_file, keep, stats)
+            write_cache(cache_file, keep, stats)
     files, skipped = [], []
     for (rel, _), h in zip(found, hashes):
         ids, notes, meter, key, reason = entries[h]
