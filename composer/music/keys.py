@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from composer.errors import MusicError
@@ -15,6 +16,7 @@ MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)
 # Preferred spelling of each tonic (major, minor) as in key signatures up to 6 accidentals.
 _MAJOR_NAMES = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 _MINOR_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B"]
+_KEY_NAME = re.compile(r"^[A-Ga-g](?:#{0,2}|b{0,2})$")  # a tonic: letter and up to two sharps or flats
 # Key-signature sharps (+) / flats (-) of each major tonic pitch class.
 _MAJOR_SHARPS = {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 5: -1, 10: -2, 3: -3, 8: -4, 1: -5}
 
@@ -76,9 +78,11 @@ class Key:
             else:
                 if t[:1].islower():
                     minor = True
-        if not t or t[0].upper() not in LETTER_PITCH_CLASS or any(c not in "#b" for c in t[1:]):
-            raise MusicError(f"unknown key {text!r}: use a name like C, Dm, F#, Bbm")
-        pc = LETTER_PITCH_CLASS[t[0].upper()] + t.count("#") - t.count("b")
+        if not text.strip():
+            raise MusicError("the key is blank: use a name like C, Dm, F#, Bbm")
+        if _KEY_NAME.match(t) is None:
+            raise MusicError(f"unknown key {text!r}: use a name like C, Dm, F#, Bbm (at most two sharps or flats)")
+        pc = LETTER_PITCH_CLASS[t[0].upper()] + t[1:].count("#") - t[1:].count("b")  # ('bb': the letter is no flat)
         return cls(pc % 12, minor)
 
     @classmethod

@@ -7,6 +7,7 @@ bar length from step 0, so a pickup (anacrusis) sits at the end of bar 1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -139,18 +140,20 @@ def pitch_name(pitch: int) -> str:
     return f"{_SHARP_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
+_PITCH = re.compile(r"^\s*(?:(-?[0-9]{1,3})|([A-Ga-g])(#{0,2}|b{0,2})(-?[0-9]{1,2}))\s*$")  # ASCII digits only
+
+
 def parse_pitch(text: str) -> int:
-    """Note name or number to MIDI number: 'C4' -> 60, 'F#5' -> 78, '67' -> 67."""
-    t = text.strip()
-    if t.lstrip("-").isdigit():
-        p = int(t)
+    """Note name or number to MIDI number: 'C4' -> 60, 'F#5' -> 78, 'Bbb3' -> 57, '67' -> 67.
+    Digits are ASCII only ('²' or '٣' are not numbers here); at most two sharps or flats."""
+    m = _PITCH.match(str(text))
+    if m is None:
+        raise MusicError(f"unknown pitch {text!r}: use a name like C4, F#5 or a MIDI number 0-127")
+    if m.group(1) is not None:
+        p = int(m.group(1))
     else:
-        i = 1
-        while i < len(t) and t[i] in "#b":
-            i += 1
-        if not t or t[0].upper() not in LETTER_PITCH_CLASS or not t[i:].lstrip("-").isdigit():
-            raise MusicError(f"unknown pitch {text!r}: use a name like C4 or a MIDI number")
-        p = LETTER_PITCH_CLASS[t[0].upper()] + t[1:i].count("#") - t[1:i].count("b") + 12 * (int(t[i:]) + 1)
+        acc = m.group(3)
+        p = LETTER_PITCH_CLASS[m.group(2).upper()] + acc.count("#") - acc.count("b") + 12 * (int(m.group(4)) + 1)
     if not 0 <= p <= 127:
         raise MusicError(f"pitch {text!r} is outside MIDI 0-127")
     return p

@@ -3,12 +3,15 @@ a usual tempo) and of which meters the composer handles."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from composer.errors import MusicError
 from composer.music.melody import STEPS_PER_QUARTER
 
 MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar the composer handles: 4/2, 8/4, 16/8
+SUPPORTED_DENOMINATORS = (2, 4, 8, 16)  # the tokenizer has no 1/1 or n/32 meters
+_METER = re.compile(r"^\s*([0-9]{1,6})\s*/\s*([0-9]{1,6})\s*$")  # ASCII digits only: int() also reads '４'
 
 
 def is_compound_meter(numerator: int, denominator: int) -> bool:
@@ -62,20 +65,33 @@ class TimeSignature:
     @classmethod
     def parse(cls, text: str) -> TimeSignature:
         """Parse '4/4', '6/8'; MusicError for anything else."""
+        m = _METER.match(str(text))
         try:
-            num, den = (int(x) for x in text.strip().split("/"))
-            return cls(num, den)
-        except (ValueError, MusicError):
+            if m is None:
+                raise MusicError("no n/d")
+            return cls(int(m.group(1)), int(m.group(2)))
+        except MusicError:
             raise MusicError(f"unknown time signature {text!r}: use a form like 4/4, 3/4, 6/8") from None
 
     def __str__(self) -> str:
         return f"{self.numerator}/{self.denominator}"
 
 
+def check_supported(ts: TimeSignature) -> None:
+    """Raise MusicError saying why the composer cannot handle ``ts`` (its denominator, or a bar
+    longer than ``MAX_BAR_STEPS``); return when it can."""
+    if ts.denominator not in SUPPORTED_DENOMINATORS:
+        raise MusicError(f"time signature {ts} is not supported: the denominator must be "
+                         f"{', '.join(map(str, SUPPORTED_DENOMINATORS[:-1]))} or {SUPPORTED_DENOMINATORS[-1]}")
+    if ts.bar_steps > MAX_BAR_STEPS:
+        raise MusicError(f"time signature {ts} is not supported: its bar of {ts.bar_steps / STEPS_PER_QUARTER:g} "
+                         f"quarters is longer than {MAX_BAR_STEPS // STEPS_PER_QUARTER}")
+
+
 def supported_meters() -> list[TimeSignature]:
-    """Every n/d with d in 2, 4, 8, 16 whose bar fits ``MAX_BAR_STEPS``."""
+    """Every n/d with d in ``SUPPORTED_DENOMINATORS`` whose bar fits ``MAX_BAR_STEPS``."""
     out = []
-    for den in (2, 4, 8, 16):
+    for den in SUPPORTED_DENOMINATORS:
         for num in range(1, 33):
             ts = TimeSignature(num, den)
             if ts.bar_steps <= MAX_BAR_STEPS:

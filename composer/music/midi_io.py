@@ -8,7 +8,9 @@ last bar line; the tests read every written file back with pretty_midi.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,19 +51,7 @@ def _load_score(path: Path):
     """The parsed file (symusic, ticks), after size, header and note-count checks; raises MidiError."""
     from symusic import Score
 
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise MidiError(path, f"cannot open: {e.strerror}") from None
-    if size == 0:
-        raise MidiError(path, "empty file (0 bytes)")
-    if size > MAX_FILE_BYTES:
-        raise MidiError(path, f"file too large ({size} bytes)")
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise MidiError(path, f"cannot read: {e.strerror}") from None
+    data = _read_regular_file(path)
     if data[:4] != b"MThd":
         raise MidiError(path, "not a MIDI file (no MThd header)")
     try:
@@ -74,6 +64,36 @@ def _load_score(path: Path):
     if n_notes > MAX_NOTES:
         raise MidiError(path, f"too many notes ({n_notes}, at most {MAX_NOTES})")
     return score
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of a regular file of at most ``MAX_FILE_BYTES``; raises MidiError. The file type is
+    checked on the opened descriptor (non-blocking), so a FIFO, a device such as /dev/zero or a
+    folder is named as such and never read (a FIFO would block, /dev/zero never ends)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise MidiError(path, "is a folder, not a MIDI file") from None
+    except OSError as e:
+        raise MidiError(path, f"cannot open: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            m = st.st_mode
+            kind = ("a folder" if stat.S_ISDIR(m) else "a FIFO (named pipe)" if stat.S_ISFIFO(m)
+                    else "a device" if stat.S_ISCHR(m) or stat.S_ISBLK(m) else "a socket" if stat.S_ISSOCK(m) else "special")
+            raise MidiError(path, f"not a regular file but {kind}: give a .mid file")
+        if st.st_size == 0:
+            raise MidiError(path, "empty file (0 bytes)")
+        if st.st_size > MAX_FILE_BYTES:
+            raise MidiError(path, f"file too large ({st.st_size} bytes)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise MidiError(path, f"cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _parser_message(e: Exception) -> str:
