@@ -20,10 +20,11 @@ from typing import Callable, Iterator
 
 from composer import __version__
 from composer.errors import ComposerError, RequestError
-from composer.generate.request import MAX_PIECE_BARS, GenerateRequest, check_range_in_key
+from composer.generate.request import MAX_PIECE_BARS, GenerateRequest, check_range_in_key, keys_for_range
+from composer.generate.seeds import seeded_generator
 from composer.model.bundle import ModelBundle, load_bundle
 from composer.music.keys import Key
-from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody
+from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, pitch_name
 from composer.music.meter import TimeSignature
 
 RESAMPLE_ROUNDS = 3  # batches of fresh melodies for those that copy a training tune
@@ -58,8 +59,8 @@ class Result:
         return atomic_write(Path(path), self.to_midi_bytes(), force=force)
 
 
-def well_known(counts, parse) -> list:
-    """Entries with enough training melodies (>= 2% of all and >= 10), most common first."""
+def well_known(counts, parse, every: bool = False) -> list:
+    """Entries with enough training melodies (>= 2% of all and >= 10; ``every``: all), most common first."""
     items = []
     for name, n in (counts or {}).items():
         try:
@@ -68,7 +69,7 @@ def well_known(counts, parse) -> list:
             continue
     total = sum(n for n, _ in items)
     items.sort(key=lambda x: -x[0])
-    good = [v for n, v in items if n >= max(10, 0.02 * total)]
+    good = [v for n, v in items if every or n >= max(10, 0.02 * total)]
     return good or [v for _, v in items[:1]]
 
 
@@ -126,8 +127,6 @@ class Composer:
         """Melodies for a request (or its keywords: bars, key, time_signature, seed, num, ...),
         ranked best first. ``note`` receives remarks (a rarely seen meter, a skipped originality
         check); ``progress`` follows long preparation (indexing the training tunes)."""
-        import torch
-
         from composer.generate.plan import Plan, generate
         from composer.generate.sample import SamplingConfig
         from composer.generate.structure import draw_plans
@@ -142,7 +141,7 @@ class Composer:
             say(f"the model saw few melodies in {meter}; expect less idiomatic results")
         meters = (meter,) if meter else tuple(known) or tuple(TimeSignature.parse(m) for m in COMMON_METERS)
         seed = req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little") % 1_000_000
-        gen = torch.Generator().manual_seed(seed)
+        gen = seeded_generator(seed)
         lettered = req.form not in ("", "free", "corpus")
         mode = "" if lettered else (req.form or self.default_form)
         structure = None
@@ -151,7 +150,8 @@ class Composer:
             if structure is None:
                 raise RequestError("form corpus needs a checkpoint with bar plans (trained by this version): use form free")
         sampling = SamplingConfig(req.temperature, req.top_k, req.top_p, req.pitch_range or (PITCH_MIN, PITCH_MAX))
-        plan = Plan(bars=req.bars, meters=meters, keys={"*": tuple(self.keys)}, prime=prime, key=key,
+        keys = self._keys_for(req.pitch_range) if key is None and req.pitch_range is not None else self.keys
+        plan = Plan(bars=req.bars, meters=meters, keys={"*": tuple(keys)}, prime=prime, key=key,
                     form=req.form if lettered else "", vary=req.vary, sampling=sampling, structure=structure)
         with _threads(req.num):
             sampled = generate(self.bundle.model, self.bundle.tokenizer, plan, req.num, gen)
@@ -164,6 +164,21 @@ class Composer:
                     sampled, copies, resampled = self._guard(plan, sampled, index, req.max_copy, gen, prime)
         form_note = req.form if lettered else "from a training tune" if structure else "free"
         return self._ranked(req, sampled, copies, resampled, seed, prime, form_note)
+
+    def _keys_for(self, pitch_range: tuple[int, int]) -> list[Key]:
+        """The keys to choose from for a pitch range when none is given: of the well-known ones
+        those with the most scale notes in the range (``keys_for_range``), else of every key the
+        model saw; a model that records no keys may take any of the 24."""
+        seen = well_known(self.bundle.record.keys, Key.parse)
+        if not seen:
+            return keys_for_range(pitch_range, [Key.from_index(i) for i in range(24)])
+        everything = well_known(self.bundle.record.keys, Key.parse, every=True)
+        fit = keys_for_range(pitch_range, seen) or keys_for_range(pitch_range, everything)
+        if not fit:
+            lo, hi = pitch_range
+            raise RequestError(f"pitch range {pitch_name(lo)}-{pitch_name(hi)} holds too few notes of every key the model "
+                               f"knows ({', '.join(k.name for k in everything)}): widen the range or choose a key")
+        return fit
 
     def _prime(self, req: GenerateRequest) -> tuple[Melody | None, TimeSignature | None, Key | None]:
         """(prime melody, meter, key) of a request: a prime file is read here (MidiError)."""

@@ -17,10 +17,12 @@ from composer.music.meter import TimeSignature
 MAX_BARS = 512  # new bars per melody
 MAX_NUM = 1024  # melodies per request
 MAX_PIECE_BARS = 4096  # a prime and its new bars together (the MIDI reader's limit too)
+MAX_SEED = 2**63 - 1  # seeds 0..MAX_SEED each give their own melodies (composer.generate.seeds)
+MIN_TEMPERATURE = 1e-6  # lower temperatures sample at this one: greedy in effect, and 1/T stays finite in float32
 TEMPO_RANGE = (20.0, 400.0)  # quarter notes per minute
 DEFAULT_BARS = 16
 PLAN_FORMS = ("free", "corpus")  # forms that are not section letters
-_RANGE = re.compile(r"^\s*([A-Ga-g][#b]*-?\d+|\d+)\s*(?:-|\.\.|:|–)\s*([A-Ga-g][#b]*-?\d+|\d+)\s*$")
+_RANGE = re.compile(r"^\s*([A-Ga-g][#b]*-?[0-9]+|[0-9]+)\s*(?:-|\.\.|:|–)\s*([A-Ga-g][#b]*-?[0-9]+|[0-9]+)\s*$")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -31,8 +33,8 @@ def _check(ok: bool, message: str) -> None:
 def parse_program(text: str | int) -> int:
     """General MIDI program from a number 0-127 or an instrument name ('flute', 'Acoustic Grand Piano')."""
     t = str(text).strip()
-    if t.isdigit():
-        _check(int(t) <= 127, f"program {t} is outside 0-127 (General MIDI numbers)")
+    if re.fullmatch(r"[0-9]+", t):  # ASCII digits: '²'.isdigit() is True, but int('²') fails
+        _check(len(t) <= 12 and int(t) <= 127, f"program {t[:12]}{'...' if len(t) > 12 else ''} is outside 0-127 (General MIDI numbers)")
         return int(t)
     from pretty_midi import INSTRUMENT_MAP
 
@@ -66,6 +68,20 @@ def check_range_in_key(pitch_range: tuple[int, int], key: Key) -> None:
            f"pitch range {pitch_name(lo)}-{pitch_name(hi)} is too narrow: it holds no note of {key.name}")
 
 
+RANGE_SCALE_NOTES = 3  # scale notes within a pitch range that make a key fit it
+
+
+def keys_for_range(pitch_range: tuple[int, int], keys) -> list[Key]:
+    """The keys among ``keys`` (in their order) with the most scale notes within ``pitch_range``,
+    counting up to ``RANGE_SCALE_NOTES`` (so every key with that many fits a wide range); none
+    when no key has a scale note there. A narrow range such as C#4-C#4 thus never gets a key
+    in which none of its notes belongs."""
+    lo, hi = pitch_range
+    fit = {k: min(RANGE_SCALE_NOTES, sum(k.in_scale(p) for p in range(lo, hi + 1))) for k in keys}
+    best = max(fit.values(), default=0)
+    return [k for k in keys if best and fit[k] == best]
+
+
 def parse_key(text: str | Key) -> Key:
     if isinstance(text, Key):
         return text
@@ -76,14 +92,14 @@ def parse_key(text: str | Key) -> Key:
 
 
 def parse_meter(text: str | TimeSignature) -> TimeSignature:
-    """A meter the tokenizer can hold."""
-    from composer.music.meter import supported_meters
+    """A meter the tokenizer can hold (the message says why another is not)."""
+    from composer.music.meter import check_supported
 
     try:
         ts = text if isinstance(text, TimeSignature) else TimeSignature.parse(str(text))
+        check_supported(ts)
     except ComposerError as e:
         raise RequestError(str(e)) from None
-    _check(ts in supported_meters(), f"time signature {ts} is not supported (bars longer than 8 quarters)")
     return ts
 
 
@@ -96,14 +112,14 @@ class GenerateRequest:
     seed: int | None = None  # None: a random seed (the results carry the one used)
     key: Key | str | None = None  # None: one the model knows well, or the prime's
     time_signature: TimeSignature | str | None = None  # None: one the model knows well, or the prime's
-    temperature: float = 1.0  # divides the logits; higher = more surprising
+    temperature: float = 1.0  # divides the logits; higher = more surprising; below MIN_TEMPERATURE: MIN_TEMPERATURE (greedy)
     top_k: int = 0  # draw among the k most likely tokens only (0 = off)
     top_p: float = 1.0  # nucleus: the most likely tokens holding this probability
     tempo: float | None = None  # quarter notes per minute [the prime's, else usual for the meter]
     program: int | str = 0  # General MIDI instrument: number or name
     pitch_range: tuple[int, int] | str | None = None  # hard limit for new notes ('C4-G5'); None: the model's range
     prime: str | Path | Melody | None = None  # a melody (or MIDI file) to continue
-    form: str = ""  # '' = the model's default; 'free'; 'corpus'; section letters such as 'AABB'
+    form: str = ""  # '' = the model's default; 'free'; 'corpus'; section letters such as 'AABB' (any case: 'aabb' is AABB)
     section_bars: int | None = None  # bars per section of a lettered form [bars / sections, else 4]
     vary: bool = False  # a repeated section gets a new last bar
     max_copy: int = 12  # resample melodies that copy more notes than this of a training tune (0 = off)
@@ -119,10 +135,11 @@ class GenerateRequest:
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 put(name, float(value))
         _check(type(self.num) is int and 1 <= self.num <= MAX_NUM, f"num must be between 1 and {MAX_NUM}, got {self.num}")
-        _check(self.seed is None or (type(self.seed) is int and 0 <= self.seed < 2**63),
-               f"seed must be a whole number >= 0, got {self.seed}")
+        _check(self.seed is None or (type(self.seed) is int and 0 <= self.seed <= MAX_SEED),
+               f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
         _check(isinstance(self.temperature, float) and self.temperature > 0 and math.isfinite(self.temperature),
                f"temperature must be a positive number, got {self.temperature}")
+        put("temperature", max(self.temperature, MIN_TEMPERATURE))  # tinier ones overflow 1/T: greedy is what they mean
         _check(type(self.top_k) is int and self.top_k >= 0, f"top_k must be 0 (off) or positive, got {self.top_k}")
         _check(isinstance(self.top_p, float) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         _check(self.tempo is None or (isinstance(self.tempo, float) and TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]),
@@ -143,7 +160,7 @@ class GenerateRequest:
         if isinstance(self.prime, str):
             put("prime", Path(self.prime))
         form = (self.form or "").strip()
-        put("form", form.lower() if form.lower() in PLAN_FORMS else form)
+        put("form", form.lower() if form.lower() in PLAN_FORMS else form.upper() if form.isascii() else form)  # section letters: any case
         bars, section = self._sizes()
         put("bars", bars)
         put("section_bars", section)
@@ -154,11 +171,13 @@ class GenerateRequest:
         _check(bars is None or type(bars) is int, f"bars must be a whole number, got {bars!r}")
         _check(section is None or type(section) is int, f"section_bars must be a whole number, got {section!r}")
         if not form or form in PLAN_FORMS:
-            _check(section is None and not self.vary, "section_bars and vary need a form of sections such as AABB"
+            what = "section_bars and vary need" if section is not None and self.vary else \
+                "section_bars needs" if section is not None else "vary needs"
+            _check(section is None and not self.vary, f"{what} a form of sections such as AABB"
                    + (f", not form {form}" if form else ""))
             bars = DEFAULT_BARS if bars is None else bars
         else:
-            _check(form.isalpha(), f"form {form!r}: use section letters only, such as AABB or ABAC")
+            _check(form.isascii() and form.isalpha(), f"form {form!r}: use section letters A-Z only, such as AABB or ABAC")
             n = len(form)
             if section is None:
                 total = DEFAULT_BARS if bars is None else bars
