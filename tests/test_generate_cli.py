@@ -245,8 +245,8 @@ BAD = [
     (["--pitch-range", "low-high"], "LOW-HIGH"),
     (["--form", "AB1"], "letters"),
     (["--form", "AAB", "--bars", "16"], "sections"),
-    (["--section-bars", "4"], "need a form of sections"),
-    (["--vary"], "need a form of sections"),
+    (["--section-bars", "4"], "--section-bars needs a form of sections"),  # option names, not the API's keywords
+    (["--vary"], "--vary needs a form of sections"),
     (["--form", "free", "--vary"], "not form free"),
     (["--out", "x.txt"], ".mid"),
 ]

@@ -6,6 +6,8 @@ ranges come from it), the results are written under free names and printed.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import click
 from composer.cli._common import ComposerCommand
 from composer.errors import ComposerError, RequestError
 from composer.generate import request as rq
+from composer.music import render
 
 _REQ = {f.name: f.default for f in fields(rq.GenerateRequest)}  # the CLI's defaults are the request's
 
@@ -37,12 +40,25 @@ KEY = _Parsed("key", rq.parse_key)
 METER = _Parsed("meter", rq.parse_meter)
 PROGRAM = _Parsed("program", rq.parse_program)
 PITCH_RANGE = _Parsed("range", rq.parse_pitch_range)
+LONG_BARS = 64  # extras for melodies longer than this are announced on stderr as they are written
+# The request's keyword names that differ from their option names (a RequestError names the keyword).
+_OPTION_NAMES = {name: f"--{name.replace('_', '-')}" for name in ("section_bars", "vary", "top_k", "top_p", "max_copy",
+                                                                  "pitch_range", "time_signature")}
 
 
-def _output_paths(out: Path | None, num: int, suffixes: list[str], force: bool) -> list[Path | None]:
+def _option_names(message: str) -> str:
+    """A request's message with keyword names written as options: 'section_bars' -> '--section-bars'."""
+    return re.sub(r"(?<![-\w])(" + "|".join(_OPTION_NAMES) + r")\b", lambda m: _OPTION_NAMES[m.group(1)], message)
+
+
+def _output_paths(out: str | None, num: int, suffixes: list[str], force: bool) -> list[Path | None]:
     """MIDI path per melody for --out (checked up front); None = pick a free name when writing."""
     if out is None:
         return [None] * num
+    if out.endswith(("/", os.sep)) or Path(out).is_dir():
+        raise RequestError(f"--out {out} is a folder: give a file name such as {Path(out) / 'melody.mid'}, "
+                           f"or use --outdir {out}")
+    out = Path(out)
     if out.suffix.lower() not in ("", ".mid", ".midi"):
         raise RequestError(f"--out {out}: the file name must end in .mid")
     base = out.with_suffix(out.suffix or ".mid")
@@ -50,7 +66,7 @@ def _output_paths(out: Path | None, num: int, suffixes: list[str], force: bool) 
     if not force:
         for p in paths:
             for s in suffixes:
-                if p.with_suffix(s).exists():
+                if os.path.lexists(p.with_suffix(s)):  # a dangling symlink is taken too
                     raise ComposerError(f"{p.with_suffix(s)} already exists: use --force to overwrite it, or another --out")
     return paths
 
@@ -61,11 +77,11 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
     while True:
         path = outdir / (stem if n == 1 else f"{stem}-{n}")
         mid = path.with_suffix(".mid")
-        if not any(path.with_suffix(s).exists() for s in suffixes):
+        if not any(os.path.lexists(path.with_suffix(s)) for s in suffixes):  # a dangling symlink is taken too
             try:
                 return write_mid(mid, False)
             except ComposerError:
-                if not mid.exists():
+                if not os.path.lexists(mid):
                     raise  # a real write failure, not a name taken meanwhile
         n += 1
 
@@ -74,28 +90,28 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path), help="Model to sample [default: the model shipped with composer].")
 @click.option("--bars", type=click.IntRange(1, rq.MAX_BARS), default=None, help=f"New bars per melody, 1-{rq.MAX_BARS} [default: {rq.DEFAULT_BARS}, or form length x --section-bars].")
 @click.option("--num", "-n", type=click.IntRange(1, rq.MAX_NUM), default=_REQ["num"], show_default=True, help="Variations, sampled as one batch and ranked by likelihood.")
-@click.option("--temperature", "-t", type=click.FloatRange(0, min_open=True), default=_REQ["temperature"], show_default=True, help="Higher = more surprising.")
+@click.option("--temperature", "-t", type=click.FloatRange(0, min_open=True), default=_REQ["temperature"], show_default=True, help=f"Higher = more surprising; below {rq.MIN_TEMPERATURE:g} counts as {rq.MIN_TEMPERATURE:g} (greedy: the most likely notes).")
 @click.option("--top-k", type=click.IntRange(0), default=_REQ["top_k"], show_default=True, help="Draw among the k most likely tokens only (0 = off).")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=_REQ["top_p"], show_default=True, help="Nucleus sampling: the most likely tokens holding this probability.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Makes the output reproducible [default: random, printed].")
+@click.option("--seed", type=click.IntRange(0, rq.MAX_SEED), default=None, help="Makes the output reproducible [default: random, printed].")
 @click.option("--key", type=KEY, help="Key such as C, Dm, F#, Bbm [default: one the model knows well, or the prime's].")
 @click.option("--time-signature", "time_signature", type=METER, help="Meter such as 4/4, 3/4, 6/8 [default: one the model knows well].")
 @click.option("--tempo", type=click.FloatRange(*rq.TEMPO_RANGE), default=None, help="Beats (quarter notes) per minute [default: usual for the meter].")
 @click.option("--program", type=PROGRAM, default="0", show_default=True, help="General MIDI instrument: number 0-127 or a name (flute, violin).")
 @click.option("--pitch-range", type=PITCH_RANGE, help="Hard limit for new notes, LOW-HIGH such as C4-G5 [default: the model's whole range].")
 @click.option("--prime", type=click.Path(dir_okay=False, path_type=Path), help="A MIDI melody to continue: its bars are kept, --bars new ones follow.")
-@click.option("--form", default="", help="Sections such as AABB (a repeated letter repeats its section); 'free': the model "
+@click.option("--form", default="", help="Sections such as AABB (a repeated letter repeats its section; letters in any case: aabb is AABB); 'free': the model "
               "alone decides what repeats; 'corpus': each melody repeats bars the way a random training tune does "
               "[default: free for models with copy hints, like the shipped one; else corpus].")
 @click.option("--section-bars", type=click.IntRange(1, rq.MAX_BARS), default=None, help="Bars per --form section [default: --bars / sections, else 4].")
 @click.option("--vary", is_flag=True, help="With --form: a repeated section gets a new last bar.")
 @click.option("--max-copy", type=click.IntRange(0), default=_REQ["max_copy"], show_default=True, help="Resample melodies that copy more than N notes of a training tune (0 = off).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="MIDI file to write (with --num > 1: _01, _02 ... appended).")
+@click.option("--out", type=click.Path(dir_okay=False), help="MIDI file to write (with --num > 1: _01, _02 ... appended); a file name, not a folder (for a folder: --outdir).")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True, help="Folder for generated files.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-@click.option("--musicxml", is_flag=True, help="Also write MusicXML for notation programs.")
-@click.option("--wav", is_flag=True, help="Also render audio (needs the fluidsynth program and a GM soundfont).")
-@click.option("--png", is_flag=True, help="Also write a piano-roll picture.")
+@click.option("--musicxml", is_flag=True, help=f"Also write MusicXML for notation programs (up to {render.MAX_NOTATION_BARS} bars; longer melodies are skipped with a note).")
+@click.option("--wav", is_flag=True, help=f"Also render audio (needs the fluidsynth program and a GM soundfont; up to {render.MAX_WAV_SECONDS / 60:g} minutes, longer melodies are skipped with a note).")
+@click.option("--png", is_flag=True, help=f"Also write a piano-roll picture (up to {render.MAX_NOTATION_BARS} bars; longer melodies are skipped with a note).")
 def command(checkpoint, out, outdir, force, musicxml, wav, png, **options) -> None:
     """Write new melodies as MIDI files to outputs/ and print them ranked by bits per note.
 
@@ -111,6 +127,13 @@ def command(checkpoint, out, outdir, force, musicxml, wav, png, **options) -> No
 
 def _run(checkpoint, out, outdir, force, musicxml, wav, png, options: dict) -> None:
     """Validate, generate, write the files and print one line per melody."""
+    try:
+        _generate(checkpoint, out, outdir, force, musicxml, wav, png, options)
+    except RequestError as e:  # the library names keywords; here they are options
+        raise RequestError(_option_names(str(e))) from None
+
+
+def _generate(checkpoint, out, outdir, force, musicxml, wav, png, options: dict) -> None:
     req = rq.GenerateRequest(**options)  # every value checked before torch is imported
     wav_note = None
     if wav:
@@ -144,10 +167,17 @@ def _run(checkpoint, out, outdir, force, musicxml, wav, png, options: dict) -> N
         click.echo(msg + (f"; {still} still do after {RESAMPLE_ROUNDS} rounds" if still else ""))
 
 
+def _extra_fits(melody, suffix: str, mid: Path) -> bool:
+    """True when the extra ``suffix`` is within its limit for ``melody``; else say it is skipped."""
+    why = render.too_long(melody, suffix[1:])
+    if why:
+        click.echo(f"note: no {mid.with_suffix(suffix).name}: {why}", err=True)
+    return why is None
+
+
 def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bool, wav_note) -> None:
     """Write each ranked melody (MIDI, then the extras), printing its path and bits per note."""
     from composer.files import safe_name
-    from composer.music import render
     from composer.music.bars import repeated_bars
 
     written = []
@@ -163,14 +193,18 @@ def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bo
                 stem += f"_{r.rank:02d}" if len(results) > 1 else ""
                 mid = _claim(outdir, stem, suffixes, r.save)
             written.append(mid)
-            if ".musicxml" in suffixes:
-                written.append(render.write_musicxml(mel, mid.with_suffix(".musicxml"), force=force))
-            if ".wav" in suffixes:
-                written.append(render.write_wav(mid, mid.with_suffix(".wav"), force=force))
-            if ".png" in suffixes:
-                written.append(render.write_piano_roll(mel, mid.with_suffix(".png"), force=force))
+            extras = [s for s in suffixes[1:] if _extra_fits(mel, s, mid)]
+            for s in extras:
+                if mel.n_bars > LONG_BARS:
+                    click.echo(f"writing {mid.with_suffix(s).name} ({mel.n_bars} bars) ...", err=True)
+                if s == ".musicxml":
+                    written.append(render.write_musicxml(mel, mid.with_suffix(s), force=force))
+                elif s == ".wav":
+                    written.append(render.write_wav(mid, mid.with_suffix(s), force=force))
+                else:
+                    written.append(render.write_piano_roll(mel, mid.with_suffix(s), force=force))
             cp = f", longest copy {r.longest_copy} notes" if r.longest_copy is not None else ""
-            extra = "".join(f" +{s[1:]}" for s in suffixes[1:])
+            extra = "".join(f" +{s[1:]}" for s in extras)
             click.echo(f"{mid}{extra}  {r.bits_per_note:.2f} bits/note  ({key} {meter}, {mel.n_bars} bars, "
                        f"{len(mel.notes)} notes, {repeated_bars(mel)[0]} repeated bars{cp})")
     except ComposerError as e:

@@ -20,11 +20,24 @@ from composer.music.melody import STEPS_PER_QUARTER, Melody, pitch_name
 SOUNDFONT_PLACES = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/*.sf2",
                     "/usr/share/sounds/sf2/*.sf2", "/opt/homebrew/share/soundfonts/*.sf2",
                     "/usr/local/share/soundfonts/*.sf2")
+MAX_NOTATION_BARS = 512  # MusicXML and the piano roll: longer pieces are skipped (minutes of work, unreadable)
+MAX_WAV_SECONDS = 600.0  # WAV: at most 10 minutes of audio (about 100 MB at 44.1 kHz stereo)
 WAV_HINT = "install them with `apt install fluidsynth fluid-soundfont-gm` (Linux) or `brew install fluid-synth` (macOS)"
 
 
 class RenderUnavailable(OutputError):
     """A renderer's program or data is not installed."""
+
+
+def too_long(melody: Melody, kind: str) -> str | None:
+    """Why ``kind`` ('musicxml', 'png' or 'wav') is not rendered for ``melody`` (None: it is):
+    the limits bound the time and space the extras take on long pieces."""
+    if kind in ("musicxml", "png") and melody.n_bars > MAX_NOTATION_BARS:
+        return f"{melody.n_bars} bars is over the {MAX_NOTATION_BARS}-bar limit for {'MusicXML' if kind == 'musicxml' else 'the piano roll'}"
+    seconds = melody.total_steps / STEPS_PER_QUARTER * 60.0 / melody.tempo
+    if kind == "wav" and seconds > MAX_WAV_SECONDS:
+        return f"{seconds / 60:.0f} minutes of audio is over the {MAX_WAV_SECONDS / 60:.0f}-minute limit for WAV"
+    return None
 
 
 # --- MusicXML ---------------------------------------------------------------------------------
@@ -108,7 +121,9 @@ def write_wav(midi_path: str | Path, path: str | Path, force: bool = False, rate
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.wav"
-        cmd = ["fluidsynth", "-ni", "-g", "0.7", "-r", str(rate), "-F", str(out), str(find_soundfont()), str(midi_path)]
+        # absolute paths: a name starting with '-' ('-x.mid') must not read as an option
+        files = [str(Path(p).absolute()) for p in (find_soundfont(), midi_path)]
+        cmd = ["fluidsynth", "-ni", "-g", "0.7", "-r", str(rate), "-F", str(out.absolute()), *files]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -135,13 +150,14 @@ def piano_roll_png(melody: Melody, title: str = "") -> bytes:
     lo, hi = lo - 2, hi + 2
     fig = Figure(figsize=(min(4 + 1.1 * melody.n_bars * bar / (4 * q), 24), 2 + 0.14 * (hi - lo)), dpi=100)
     ax = fig.add_subplot()
-    for x in range(0, melody.total_steps + 1, beat):
-        ax.axvline(x / q, color="#dddddd", lw=0.6, zorder=0)
-    for x in range(0, melody.total_steps + 1, bar):
-        ax.axvline(x / q, color="#444444", lw=1.2, zorder=1)
+    # one collection per kind of line and per pitch row: a long piece draws in seconds, not minutes
+    ax.vlines([x / q for x in range(0, melody.total_steps + 1, beat)], lo - 0.5, hi + 0.5, color="#dddddd", lw=0.6, zorder=0)
+    ax.vlines([x / q for x in range(0, melody.total_steps + 1, bar)], lo - 0.5, hi + 0.5, color="#444444", lw=1.2, zorder=1)
+    rows: dict[int, list[tuple[float, float]]] = {}
     for n in melody.notes:
-        ax.broken_barh([(n.start / q, n.duration / q)], (n.pitch - 0.4, 0.8), facecolors="#2a6fb0",
-                       edgecolors="#123456", linewidth=0.6, zorder=2)
+        rows.setdefault(n.pitch, []).append((n.start / q, n.duration / q))
+    for pitch, spans in rows.items():
+        ax.broken_barh(spans, (pitch - 0.4, 0.8), facecolors="#2a6fb0", edgecolors="#123456", linewidth=0.6, zorder=2)
     ticks = [p for p in range(lo, hi + 1) if (hi - lo <= 24) or p % 12 in (0, 4, 7)]
     ax.set_yticks(ticks, [pitch_name(p) for p in ticks], fontsize=7)
     ax.set_ylim(lo - 0.5, hi + 0.5)
