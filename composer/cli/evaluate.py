@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import tempfile
 from pathlib import Path
 
 import click
 
 from composer.cli._common import ComposerCommand
 from composer.errors import ComposerError
+from composer.generate.request import MAX_SEED
+
+MAX_SAMPLES = 4096  # --samples
+BATCH = 256  # melodies per generation batch; batch i is seeded --seed + i
 
 
 def _progress(label: str, quiet: bool):
@@ -103,8 +110,8 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
     if next(bundle.model.parameters()).device.type != "cpu":
         bundle = replace(bundle, model=copy.deepcopy(bundle.model).cpu())  # the sampler steps on CPU
     composer, out = Composer(bundle), []
-    for i, start in enumerate(range(0, n, 256)):
-        rows = min(256, n - start)
+    for i, start in enumerate(range(0, n, BATCH)):
+        rows = min(BATCH, n - start)
         out += [r.melody for r in composer.generate(bars=bars, num=rows, seed=seed + i, form=form, max_copy=0)]
     return out
 
@@ -115,7 +122,7 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
               help="Model to evaluate [default: the model shipped with composer].")
 @click.option("--validation", is_flag=True, help="Score the checkpoint's validation files (held out in training).")
 @click.option("--baseline", type=click.Choice(["ngram"]), help="Also score FOLDER with an n-gram trained on the checkpoint's training files.")
-@click.option("--samples", "-n", type=click.IntRange(1, 4096), help="Generate N melodies and compare them with real ones.")
+@click.option("--samples", "-n", type=click.IntRange(1, MAX_SAMPLES), help="Generate N melodies and compare them with real ones.")
 @click.option("--reference", type=click.Path(file_okay=False, path_type=Path),
               help="Real melodies for --samples [default: the checkpoint's validation files].")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path),
@@ -124,7 +131,8 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
 @click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True, help="Bars per generated melody.")
 @click.option("--form", default="AABB", show_default=True, help="Also generate with this form, and with the structure mode generate does not use by default (free or corpus plans), to compare bar repetition ('' to skip both).")
 @click.option("--max-copy", type=click.IntRange(1), default=12, show_default=True, help="Runs longer than this count as copies.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED - MAX_SAMPLES // BATCH + 1), default=0, show_default=True,
+              help=f"Seed of the first batch of --samples (batch i of {BATCH} melodies: seed + i).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/evaluate"),
               show_default=True, help="Folder for the statistics JSON and PNG.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps", "auto"]), default="cpu", show_default=True, help="Where to score.")
@@ -156,13 +164,17 @@ def _run(folder, checkpoint, validation, baseline, samples, reference, data, bar
     for name, path in (("FOLDER", folder), ("--reference", reference), ("--data", data)):
         if path is not None and not path.is_dir():
             raise ComposerError(f"{name} {path} is not a folder: give a folder of .mid files")
-    bundle = load_bundle(checkpoint, _device(device))
+    device = _device(device)
+    if samples is not None:
+        _check_writable(out)
+    bundle = load_bundle(checkpoint, device)
     if validation or baseline or (samples is not None and reference is None):
         bundle.data_folder(data)  # the training files are needed: say so now if they are missing
     result: dict = {"checkpoint": str(bundle.path)}
     if folder is not None or validation:
         lik = lk.folder_likelihood(bundle, folder, baseline=bool(baseline), device=str(bundle.model.head.weight.device),
                                    data=data, progress=_progress("reading", as_json))
+        _check_finite(lik, bundle.path)
         result.update(lik)
         if not as_json:
             _likelihood_table(lik)
@@ -185,7 +197,7 @@ def _run(folder, checkpoint, validation, baseline, samples, reference, data, bar
         record = {"checkpoint": str(bundle.path), "seed": seed, **found}
         from composer.files import atomic_write
 
-        json_path = atomic_write(out / f"{stem}.json", json.dumps(record, indent=1).encode())
+        json_path = atomic_write(out / f"{stem}.json", _json(record).encode())
         png_path = plot(rep.comparison, out / f"{stem}.png")
         result["samples"] = {**found, "json": str(json_path), "png": str(png_path)}
         if not as_json:
@@ -194,14 +206,69 @@ def _run(folder, checkpoint, validation, baseline, samples, reference, data, bar
             _samples_table(found)
             click.echo(f"wrote {json_path}\nwrote {png_path}")
     if as_json:
-        click.echo(json.dumps(result, indent=1))
+        click.echo(_json(result))
 
 
 def _device(name: str) -> str:
-    if name != "auto":
-        return name
+    """The torch device for --device; a GPU that is not here is a one-line error, before any work."""
     import torch
 
-    if torch.cuda.is_available():
-        return "cuda"
-    return "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu"
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if name == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if name == "cuda" and not cuda:
+        raise ComposerError(f"--device cuda: no CUDA GPU is available to this torch ({torch.__version__}): "
+                            "use --device cpu or auto")
+    if name == "mps" and not mps:
+        raise ComposerError("--device mps: Apple's Metal (MPS) is not available here: use --device cpu or auto")
+    return name
+
+
+def _check_writable(folder: Path) -> None:
+    """Make sure files can be written in ``folder`` before the work that ends in them: a probe
+    file in it, or (not created yet) in the nearest folder above that exists."""
+    here = folder.absolute()
+    while not os.path.lexists(here) and here != here.parent:
+        here = here.parent
+    try:
+        if not here.is_dir():
+            raise NotADirectoryError(20, f"{here} is not a folder")
+        fd, probe = tempfile.mkstemp(dir=here, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ComposerError(f"--out {folder}: cannot write there ({e.strerror or e}): give a writable folder") from None
+
+
+def _non_finite(value, path: str = ""):
+    """(path, value) of the first NaN or infinite number in a nested result, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        hit = _non_finite(v, f"{path}.{k}" if path else str(k))
+        if hit:
+            return hit
+    return None
+
+
+def _check_finite(likelihood: dict, checkpoint: Path) -> None:
+    """Refuse to report a likelihood that is not a finite number (broken weights), in one line."""
+    hit = _non_finite(likelihood)
+    if hit:
+        raise ComposerError(f"{checkpoint}: the model's {hit[0]} is {hit[1]}, not a number: its predictions overflow "
+                            "or its weights are broken; retrain it or use another checkpoint")
+
+
+def _json(data) -> str:
+    """JSON that every parser reads: a NaN or infinity (a statistic with nothing to measure) is null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(data), indent=1, allow_nan=False)
