@@ -17,6 +17,19 @@ def safe_name(text: str, default: str = "melody", max_len: int = 60) -> str:
     return stem or default
 
 
+def shown_path(path: str | Path, limit: int = 240) -> str:
+    """A path as one line of an error message: control characters escaped, a long one cut in the middle."""
+    text = str(path).encode("unicode_escape", "backslashreplace").decode("ascii") if not str(path).isprintable() else str(path)
+    return text if len(text) <= limit else f"{text[: limit // 3]}...{text[-(limit - limit // 3 - 3):]}"
+
+
+def os_reason(e: OSError) -> str:
+    """The operating system's reason for a failed file operation, short and on one line
+    ('No space left on device'), never the file names or data it may carry."""
+    text = e.strerror or (str(e).splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same folder.
 
@@ -28,7 +41,7 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise OutputError(f"cannot write to {folder}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write to {shown_path(folder)}: {os_reason(e)}") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -43,13 +56,13 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise OutputError(f"{path} already exists: use --force to overwrite it") from None
+                raise OutputError(f"{shown_path(path)} already exists: use --force to overwrite it") from None
             except OSError:  # file systems without hard links
                 if path.exists():
-                    raise OutputError(f"{path} already exists: use --force to overwrite it") from None
+                    raise OutputError(f"{shown_path(path)} already exists: use --force to overwrite it") from None
                 os.replace(tmp, path)
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {shown_path(path)}: {os_reason(e)}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -75,6 +75,14 @@ WRONG = {  # checkpoint extra data of the wrong shape -> the record holds the de
     "tokens a word": {"data": {"train_tokens": "lots"}}, "tokens a list": {"data": {"train_tokens": [1]}},
     "plans a list": {"structure": [[-1, 0]]}, "match a number": {"match": 3}, "baseline a number": {"baseline": 2},
     "history a number": {"history": 5}, "history of numbers": {"history": [1, 2]},
+    # Shapes that would crash generate or evaluate later, or read files outside the data folder:
+    "plans of floats": {"structure": torch.zeros(2, 4)}, "plans one-dimensional": {"structure": torch.zeros(4, dtype=torch.int16)},
+    "plans copying a later bar": {"structure": torch.tensor([[-1, 4, -1, -1]], dtype=torch.int16)},
+    "plans below the padding": {"structure": torch.tensor([[-1, -7]], dtype=torch.int16)},
+    "match weights of another length": {"match": {"edges": [0, 4, 8, 16, 32], "weights": [0.1]}},
+    "match weights a word": {"match": {"edges": [0, 4], "weights": "ab"}},
+    "match weight NaN": {"match": {"edges": [0, 4], "weights": [0.0, float("nan")]}},
+    "files outside the folder": {"data": {"train_files": ["a.mid", "../../etc/x.mid"], "val_files": ["/etc/y.mid"]}},
 }
 
 

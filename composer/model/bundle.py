@@ -68,8 +68,9 @@ class TrainingRecord:
         extra = extra if isinstance(extra, dict) else {}
         data = extra.get("data") if isinstance(extra.get("data"), dict) else {}
 
-        def strs(v) -> tuple[str, ...]:
-            return tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else ()
+        def strs(v) -> tuple[str, ...]:  # file names: relative paths inside the data folder, or none at all
+            names = tuple(str(x) for x in v) if isinstance(v, (list, tuple)) else ()
+            return names if all(_inside(n) for n in names) else ()
 
         def number(v) -> int:
             return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else 0
@@ -84,11 +85,40 @@ class TrainingRecord:
                    hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {},
                    meters=counts(data.get("meters")), keys=counts(data.get("keys")),
                    train_tokens=number(data.get("train_tokens")), train_notes=number(data.get("train_notes")),
-                   bar_plans=plans if isinstance(plans, torch.Tensor) else None,
-                   match_weights=match if isinstance(match, dict) else None,
+                   bar_plans=plans if _plans_ok(plans) else None,
+                   match_weights=match if _match_ok(match) else None,
                    baseline=extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {},
                    history=tuple(r for r in extra.get("history") if isinstance(r, dict))
                    if isinstance(extra.get("history"), (list, tuple)) else ())
+
+
+def _inside(name: str) -> bool:
+    """Whether a recorded file name stays inside its data folder (relative, no '..', no NUL)."""
+    parts = name.split("/")
+    return bool(name) and "\0" not in name and not name.startswith("/") and ".." not in parts
+
+
+def _plans_ok(plans: object) -> bool:
+    """Whether stored bar plans can be drawn from: a (tunes, bars) integer table whose entries are
+    padding, fresh, or a copy/echo of an earlier bar (composer.data.plans)."""
+    from composer.data.plans import PAD
+
+    if not isinstance(plans, torch.Tensor) or plans.ndim != 2 or plans.dtype.is_floating_point or plans.dtype == torch.bool \
+            or plans.is_complex():
+        return False
+    t = plans.long()
+    earlier = torch.div(t, 2, rounding_mode="floor") < torch.arange(t.shape[1])
+    return bool(((t >= PAD) & ((t < 0) | earlier)).all())
+
+
+def _match_ok(match: object) -> bool:
+    """Whether stored match weights are usable: as many weights in [0, 1] as bucket edges."""
+    if not isinstance(match, dict):
+        return False
+    edges, weights = match.get("edges"), match.get("weights")
+    numbers = lambda v: isinstance(v, (list, tuple)) and all(  # noqa: E731
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+    return numbers(edges) and numbers(weights) and len(edges) == len(weights) and all(0 <= w <= 1 for w in weights)
 
 
 @dataclass(frozen=True)
@@ -180,15 +210,39 @@ def load_bundle(checkpoint: str | Path | None = None, device: str | torch.device
         raise CheckpointError(f"no default model is installed ({path} is missing): train one with `compose train` "
                               "and pass --checkpoint outputs/runs/<name>/best.pt")
     blob = read_checkpoint(path)
-    try:
-        tokenizer = Tokenizer.from_tokens(blob.get("vocab", ()), blob.get("tokenizer_version"))
-    except ComposerError as e:
-        raise CheckpointError(f"{path} was trained with {e}: retrain with `compose train`") from None
+    tokenizer = _tokenizer(blob, path)
     model = model_from_blob(blob, path, tokenizer).to(device).eval()
     metrics = blob.get("metrics") if isinstance(blob.get("metrics"), dict) else {}
     train_config = blob.get("train_config") if isinstance(blob.get("train_config"), dict) else {}
+    epoch = blob.get("epoch")
+    epoch = int(epoch) if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else 0
     return ModelBundle(model, tokenizer, TrainingRecord.from_extra(blob.get("extra")), path, shipped,
-                       train_config, metrics, int(blob.get("epoch") or 0))
+                       train_config, metrics, epoch)
+
+
+def _tokenizer(blob: dict, path: Path) -> Tokenizer:
+    """The tokenizer a checkpoint was trained with; CheckpointError saying whether its version or,
+    under the same version number, its vocabulary differs from this composer's."""
+    from composer.tokens.tokenizer import TOKENIZER_VERSION
+
+    version, tokens, ours = blob.get("tokenizer_version"), blob.get("vocab"), Tokenizer().vocab.tokens
+    if version != TOKENIZER_VERSION:
+        raise CheckpointError(f"{path} was trained with tokenizer version {repr(version)[:40]} (this composer reads "
+                              f"version {TOKENIZER_VERSION}): retrain with `compose train`")
+    if not isinstance(tokens, (list, tuple)):
+        why = "it records no vocabulary"
+    elif len(tokens) != len(ours):
+        why = f"its vocabulary has {len(tokens)} tokens, this composer's {len(ours)}"
+    else:
+        i = next((i for i, (a, b) in enumerate(zip(tokens, ours)) if a != b), None)
+        why = None if i is None else f"its token {i} is {repr(tokens[i])[:40]}, this composer's {ours[i]!r}"
+    if why is not None:
+        raise CheckpointError(f"{path} was trained with a different vocabulary under the same tokenizer version "
+                              f"{TOKENIZER_VERSION} ({why}): retrain with `compose train`")
+    try:
+        return Tokenizer.from_tokens(tokens, version)
+    except ComposerError as e:
+        raise CheckpointError(f"{path} was trained with {e}: retrain with `compose train`") from None
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, force: bool = False,

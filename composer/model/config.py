@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar
 
@@ -38,9 +39,19 @@ class Limit:
         return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
 
     def check(self, name: str, value: float | None, error: type[ComposerError]) -> None:
-        """Raise ``error`` naming the field and the bad value unless it is allowed (None passes)."""
-        if value is not None and not self.holds(value):
+        """Raise ``error`` naming the field and the bad value unless it is an allowed number (None passes)."""
+        if value is None:
+            return
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise error(f"{name.replace('_', ' ')} must be a number, got {_shown(value)}")
+        if not self.holds(value):
             raise error(f"{name.replace('_', ' ')} must be {self.describe()}, got {value}")
+
+
+def _shown(value: object) -> str:
+    """A value of the wrong type as an error message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 AT_LEAST_1 = Limit(1)
@@ -68,10 +79,23 @@ class ModelConfig:
     # match. Tunes repeat whole parts, and a plain LSTM's memory fades after a few bars.
     copy_hints: bool = True
 
-    LIMITS: ClassVar[dict[str, Limit]] = {"vocab_size": AT_LEAST_1, "embed_size": AT_LEAST_1,
-                                          "hidden_size": AT_LEAST_1, "num_layers": AT_LEAST_1, "dropout": FRACTION}
+    # Generous but sane: a checkpoint's config is checked against these before anything is built,
+    # so a crafted one cannot make the loader allocate or loop without end. Token ids are int16 in
+    # the corpus cache; 16 layers of 8192 is far past what this task needs (the shipped model is 2x384).
+    LIMITS: ClassVar[dict[str, Limit]] = {"vocab_size": Limit(1, 32767), "embed_size": Limit(1, 8192),
+                                          "hidden_size": Limit(1, 8192), "num_layers": Limit(1, 16),
+                                          "dropout": FRACTION}
+    _INTS: ClassVar[tuple[str, ...]] = ("vocab_size", "embed_size", "hidden_size", "num_layers")
+    _FLAGS: ClassVar[tuple[str, ...]] = ("tie_weights", "copy_hints")
 
     def __post_init__(self) -> None:
+        for name in self._INTS:
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+                raise ModelError(f"{name.replace('_', ' ')} must be a whole number, got {_shown(v)}")
+        for name in self._FLAGS:
+            if not isinstance(getattr(self, name), bool):
+                raise ModelError(f"{name.replace('_', ' ')} must be true or false, got {_shown(getattr(self, name))}")
         check_limits(self, ModelError)
 
     def to_dict(self) -> dict:
@@ -80,6 +104,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """From a checkpoint's ``model_config``; one written before copy hints existed has none."""
+        if not isinstance(d, dict):
+            raise ModelError(f"the model config is a {type(d).__name__}, not a table of sizes")
         names = {f.name for f in fields(cls)}
         d = {"copy_hints": False, **d}
         return cls(**{k: v for k, v in d.items() if k in names})

@@ -77,7 +77,11 @@ def read_run_state(path: str | Path) -> RunState:
         pos = Position(int(ex["epoch"]), int(ex["step"]), int(ex["schedule"]["global_step"]),
                        int(ex["schedule"].get("total_steps", 0)), float(ex["best_val_loss"]), float(ex["best_bits_per_note"]),
                        int(ex["bad_epochs"]), float(ex["elapsed_s"]), float(ex["val_seconds"]), dict(ex["partial"]))
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise CheckpointError(f"{path} cannot be resumed: its position is malformed") from None
+    for what, value in (("training configuration", blob["train_config"]), ("weights", blob["state_dict"]),
+                        ("optimizer state", ex["optimizer"]), ("random state", ex["rng"])):
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path} cannot be resumed: its {what} is a {type(value).__name__}, not a table")
     return RunState(dict(blob["train_config"]), blob["state_dict"], TrainingRecord.from_extra(ex), pos,
                     ex["optimizer"], ex["rng"])
