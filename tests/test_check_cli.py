@@ -92,6 +92,37 @@ def test_roundtrip_into_the_source_folder_is_refused(mixed: Path):
     assert res.exit_code == 1 and "another folder" in res.output
 
 
+@pytest.mark.parametrize("where", ["inside", "around"])
+def test_roundtrip_overlapping_the_source_folder_is_refused(mixed: Path, where: str):
+    """An output folder inside DIR (or DIR inside it) could replace the user's files even with --force."""
+    out = mixed / "set" if where == "inside" else mixed.parent
+    mine = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    res = _run(mixed / "set" if where == "around" else mixed, "--write-roundtrip", out, "--force")
+    err = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert res.exit_code == 1 and len(err) == 1 and "another folder" in err[0], res.output
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == mine
+
+
+@pytest.mark.parametrize("which", ["DIR", "--write-roundtrip"])
+def test_over_long_paths_are_one_line_usage_errors(mixed: Path, tmp_path: Path, which: str):
+    long = tmp_path / ("x" * 300)
+    res = _run(long, "--write-roundtrip", tmp_path / "out") if which == "DIR" else _run(mixed, "--write-roundtrip", long)
+    err = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert res.exit_code == 2 and len(err) == 1 and which in err[0] and "too long" in err[0], res.output
+
+
+def test_file_names_are_printed_without_terminal_escapes(tmp_path: Path):
+    d = tmp_path / "d"
+    write_midi(Melody((Note(0, 12, 60), Note(12, 12, 62)), TimeSignature(4, 4), Key(0), 1), d / "a\x1b]0;owned\x07b\nc.mid")
+    (d / "bad\x1b[2J.mid").write_bytes(b"MThd garbage")
+    res = _run(d)
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    lines = res.output.splitlines()
+    assert any(line.startswith("a?]0;owned?b?c.mid: 2 notes") for line in lines), lines
+    assert any(line.startswith("bad?[2J.mid: skipped: ") for line in lines), lines
+
+
 def test_single_file(tmp_path: Path):
     res = _run(FIXTURES / "real" / "m21_test02.mid")
     assert res.exit_code == 0 and res.output.startswith("m21_test02.mid: 36 notes, 10 bars, 4/4, key F#m,")

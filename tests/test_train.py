@@ -238,9 +238,11 @@ def test_bad_data_leaves_nothing_behind(tmp_path, corpus) -> None:
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.mid").write_bytes(b"not midi at all")
     (tmp_path / "afile").write_text("x")
+    for i in range(2):  # one note each: 8 tokens, too few for any window
+        write_midi(Melody((Note(0, 6, 60 + i),), TimeSignature(4, 4), Key(0), 1), tmp_path / "notes" / f"{i}.mid")
     runs = tmp_path / "runs"
     cases = [(["--data", str(tmp_path / "empty")], "no .mid"), (["--data", str(tmp_path / "junk")], "no usable"),
-             (["--data", str(corpus), "--seq-len", "100000"], "lower --seq-len"),
+             (["--data", str(tmp_path / "notes")], "add MIDI files"),
              (["--data", str(corpus), "--runs-dir", str(tmp_path / "afile" / "runs")], "not a writable folder")]
     for args, message in cases:
         r = CliRunner().invoke(main, ["train", "--runs-dir", str(runs), "--name", "x", *CLI_TINY, *args])
@@ -274,7 +276,8 @@ def test_cli_train_skips_bad_files_refuses_an_existing_run_and_exports(tmp_path,
     assert not plain.cfg.copy_hints and not hasattr(plain, "hint_token")
 
 
-def test_sigterm_saves_last_and_prints_the_resume_command(tmp_path, corpus) -> None:
+def test_sigterm_saves_last_exits_143_and_prints_the_resume_command(tmp_path, corpus) -> None:
+    """While a run trains, a second run of its name refuses; SIGTERM saves last.pt and exits 143."""
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "composer", "train", "--data", str(corpus), "--runs-dir", str(runs), "--name", "s",
            *CLI_TINY, "--epochs", "100000", "--max-minutes", "0", "--patience", "100000"]
@@ -285,9 +288,11 @@ def test_sigterm_saves_last_and_prints_the_resume_command(tmp_path, corpus) -> N
         lines.append(line)
         if line.startswith("epoch 2:"):
             break
+    twin = CliRunner().invoke(main, ["train", "--data", str(corpus), "--runs-dir", str(runs), "--name", "s", "--force"])
+    assert twin.exit_code == 1 and "in use by another training run" in twin.output, twin.output
     proc.send_signal(signal.SIGTERM)
     out = "".join(lines) + proc.communicate(timeout=60)[0]
-    assert proc.returncode == 0, out
+    assert proc.returncode == 143, out
     assert f"compose train --resume --name s --runs-dir {runs}" in out
     blob = read_checkpoint(runs / "s" / "last.pt")
     assert blob["epoch"] >= 2
