@@ -25,6 +25,18 @@ from composer.music.melody import PITCH_MAX, PITCH_MIN
 from composer.tokens.tokenizer import PITCH, Vocab
 
 _FAR = 10_000  # stands in for "no pitch" in min/max reductions
+MIN_WINDOW = 8  # fewest tokens per window worth training on (a melody of one note is 8 tokens)
+
+
+def window_length(n_tokens: int, seq_len: int) -> int:
+    """Tokens per window for ``n_tokens`` training tokens: ``seq_len``, or shorter when the corpus
+    cannot fill one window of ``seq_len + 1`` tokens (small folders of one's own melodies)."""
+    return min(seq_len, n_tokens - 2)
+
+
+def sub_seed(seed: int, factor: int, offset: int) -> int:
+    """A seed derived from ``seed`` that torch accepts (below 2**63) for any ``seed`` up to 2**63 - 1."""
+    return (seed * factor + offset) % 2**63
 
 
 def flatten(seqs: Sequence[np.ndarray]) -> torch.Tensor:
@@ -112,10 +124,10 @@ class WindowSampler:
 
     def plan(self, epoch: int) -> EpochPlan:
         """The same plan on every rank and after a resume: it depends on (seed, epoch) only."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        g = torch.Generator().manual_seed(sub_seed(self.seed, 1_000_003, epoch))
         n, t = self.tokens.numel(), self.seq_len
         last = n - t - 1  # largest valid offset
-        phase = int(torch.randint(0, t, (1,), generator=g))
+        phase = int(torch.randint(0, min(t, last + 1), (1,), generator=g))  # under two windows: a phase that fits
         starts = torch.arange(phase, last + 1, t)
         need = self.steps_per_epoch * self.world * self.batch_size
         # Tile the tokens once in random order; top up with random offsets when the corpus is

@@ -48,7 +48,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # share of files held out for validation (5% to 50%, at least one file)
     augment: bool = True  # random transposition per window, pitches kept in range, key token shifted
     max_transpose: int = 5  # largest transposition in semitones (either way)
-    seed: int = 0  # file split, initialization, window order, dropout: same seed, same CPU run
+    seed: int = 0  # file split, initialization, window order, dropout: same seed, same CPU run (0 .. 2**63 - 1)
     device: str = "auto"  # one of DEVICES (auto = cuda, then mps, then cpu) or cuda:N
     workers: int | None = None  # processes tokenizing the corpus (None = CPU count)
     threads: int | None = None  # torch CPU threads (None = torch default)
@@ -61,6 +61,7 @@ class TrainConfig:
         "weight_decay": Limit(0), "warmup_steps": Limit(0), "min_lr_ratio": Limit(0, 1), "clip": POSITIVE,
         "epochs": AT_LEAST_1, "max_minutes": Limit(0), "patience": AT_LEAST_1, "val_fraction": Limit(0.05, 0.5),
         "max_transpose": Limit(0, 12), "workers": AT_LEAST_1, "threads": AT_LEAST_1, "log_every": AT_LEAST_1,
+        "seed": Limit(0, 2**63 - 1),  # torch's seeds: sub-seeds are derived modulo 2**63 (batching.sub_seed)
     }
 
     def __post_init__(self) -> None:

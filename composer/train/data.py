@@ -11,6 +11,7 @@ import torch
 from composer.data.corpus import TokenizedFile, load_corpus, split_files
 from composer.errors import CorpusError, TrainingError
 from composer.tokens.tokenizer import Tokenizer
+from composer.train.batching import MIN_WINDOW, window_length
 from composer.train.config import TrainConfig
 
 
@@ -24,7 +25,8 @@ class DataSplit:
 
 
 def load_data(cfg: TrainConfig, loading=None) -> DataSplit:
-    """Tokenized corpus split by file; CorpusError when it cannot fill a training window.
+    """Tokenized corpus split by file; CorpusError when its training melodies hold too few tokens
+    for even a short window (under one window of ``--seq-len`` they train on shorter ones).
     ``loading(done, total)`` follows the MIDI files being read."""
     corpus = load_corpus(cfg.data, workers=cfg.workers, progress=loading)
     if len(corpus.files) < 2:
@@ -32,9 +34,9 @@ def load_data(cfg: TrainConfig, loading=None) -> DataSplit:
                           f"(one for validation); run `compose check {cfg.data}`")
     train, val = split_files(corpus.files, cfg.val_fraction, cfg.seed)
     n = sum(len(f.ids) for f in train)
-    if n < cfg.seq_len + 2:
-        raise CorpusError(f"the training melodies of {cfg.data} hold only {n} tokens, too few for one window of "
-                          f"--seq-len {cfg.seq_len}: add MIDI files or lower --seq-len")
+    if window_length(n, cfg.seq_len) < min(MIN_WINDOW, cfg.seq_len):
+        raise CorpusError(f"the training melodies of {cfg.data} hold only {n} tokens, too few to train on "
+                          f"(at least {min(MIN_WINDOW, cfg.seq_len) + 2}): add MIDI files")
     return DataSplit(train, val, corpus.skipped)
 
 

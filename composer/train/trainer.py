@@ -26,7 +26,7 @@ from composer.model.hints import hints
 from composer.model.network import MelodyLSTM
 from composer.model.scoring import SequenceScore, make_score, sequence_nlls
 from composer.tokens.tokenizer import Tokenizer
-from composer.train.batching import WindowSampler, flatten
+from composer.train.batching import WindowSampler, flatten, sub_seed, window_length
 from composer.train.config import TrainConfig
 from composer.train.data import DataSplit
 from composer.train.runs import RunFolder, rng_state, set_rng_state
@@ -81,7 +81,12 @@ class Trainer:
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99), fused=device.type in ("cpu", "cuda"))
         self.params = [p for _, p in named]
         train_ids = [f.ids for f in split.train]
-        self.sampler = WindowSampler(flatten(train_ids), cfg.seq_len, cfg.batch_size, seed=cfg.seed,
+        tokens = flatten(train_ids)
+        window = window_length(tokens.numel(), cfg.seq_len)
+        if window < cfg.seq_len and rank == 0:
+            progress.message(f"the training melodies hold only {tokens.numel()} tokens: training on windows of "
+                             f"{window} tokens instead of --seq-len {cfg.seq_len}")
+        self.sampler = WindowSampler(tokens, window, cfg.batch_size, seed=cfg.seed,
                                      max_shift=cfg.max_transpose if cfg.augment else 0, world=world, rank=rank,
                                      device=device, hints=flatten([hints(s, tokenizer.vocab) for s in train_ids]) if cfg.copy_hints else None,
                                      vocab=tokenizer.vocab)
@@ -94,7 +99,7 @@ class Trainer:
         self.best, self.best_bpn, self.elapsed, self.val_seconds = math.inf, math.inf, 0.0, 0.0
         self.part = {"loss_sum": 0.0, "n": 0, "seconds": 0.0}  # the current epoch so far
         self.history: list[dict] = []
-        torch.manual_seed(cfg.seed * 7919 + rank + 1)  # dropout masks: reproducible, different per rank
+        torch.manual_seed(sub_seed(cfg.seed, 7919, rank + 1))  # dropout masks: reproducible, different per rank
 
     # -- state ---------------------------------------------------------------------------------
     def restore(self, state: RunState) -> None:
@@ -108,7 +113,7 @@ class Trainer:
         self.history = [dict(r) for r in state.record.history]
         set_rng_state(state.rng)
         if self.rank > 0:
-            torch.manual_seed(self.cfg.seed * 7919 + self.rank + 1 + self.global_step)
+            torch.manual_seed(sub_seed(self.cfg.seed, 7919, self.rank + 1 + self.global_step))
 
     def _extra(self, full: bool) -> dict:
         record = replace(self.record, baseline=self.baseline, history=tuple(self.history))
@@ -180,7 +185,7 @@ class Trainer:
         cfg, v = self.cfg, len(self.tokenizer)
         acc = torch.zeros((), device=self.device)  # loss sum since the last report: no per-step sync
         n_acc, t_log = 0, time.perf_counter()
-        tokens = cfg.batch_size * cfg.seq_len * self.world
+        tokens = cfg.batch_size * self.sampler.seq_len * self.world
         while self.step < plan.steps:
             x, y, h = self.sampler.batch(plan, self.step)
             lr = self._lr()
@@ -243,15 +248,18 @@ class Trainer:
                "val_bits_per_note": score.bits_per_note, "val_bits_per_token": score.bits_per_token,
                "ngram_bits_per_note": self.baseline.get("bits_per_note"), "lr": self._lr(),
                "seconds": t_train + self.val_seconds, "elapsed_s": self.elapsed + self.val_seconds,
-               "tokens_per_s": self.part["n"] * self.cfg.batch_size * self.cfg.seq_len * self.world / max(t_train, 1e-9)}
+               "tokens_per_s": self.part["n"] * self.cfg.batch_size * self.sampler.seq_len * self.world / max(t_train, 1e-9)}
         self.elapsed += self.val_seconds
-        self.history.append(row)
+        if self.history and self.history[-1]["epoch"] == row["epoch"]:
+            self.history[-1] = row  # the rest of an epoch a time limit cut short: one row per epoch
+        else:
+            self.history.append(row)
         improved = score.nats_per_token < self.best
         if improved:
-            self.best, self.best_bpn, self.bad_epochs = score.nats_per_token, score.bits_per_note, 0
-        else:
-            self.bad_epochs += 1
-        if complete:
+            self.best, self.best_bpn = score.nats_per_token, score.bits_per_note
+            self.part["improved"] = True
+        if complete:  # patience counts whole epochs: a part cut by a time limit is not one
+            self.bad_epochs = 0 if self.part.get("improved") else self.bad_epochs + 1
             self.epoch, self.step = self.epoch + 1, 0
             self.part = {"loss_sum": 0.0, "n": 0, "seconds": 0.0}
         self._save(best=improved)
