@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from composer.cli._common import ComposerCommand
+from composer.cli.train import check_path, printable
 from composer.errors import ComposerError, CorpusError, OutputError
 
 
@@ -18,16 +19,22 @@ def _targets(source: Path) -> tuple[Path, list[Path]]:
     if source.is_file():
         return source.parent, [source]
     if not source.is_dir():
-        raise CorpusError(f"{source} does not exist: give a folder of .mid files (or one .mid file)")
+        raise CorpusError(f"{printable(source)} does not exist: give a folder of .mid files (or one .mid file)")
     files = find_midi_files(source)
     if not files:
-        raise CorpusError(f"{source} holds no .mid or .midi files: add MIDI files or give another folder")
+        raise CorpusError(f"{printable(source)} holds no .mid or .midi files: add MIDI files or give another folder")
     return source, files
 
 
+def _overlap(a: Path, b: Path) -> bool:
+    """Whether one of the two paths is the other or lies inside it (links followed)."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
 @click.command("check", cls=ComposerCommand)
-@click.argument("source", metavar="DIR", type=click.Path(path_type=Path))
-@click.option("--write-roundtrip", "out_dir", type=click.Path(path_type=Path), default=None,
+@click.argument("source", metavar="DIR", type=click.Path(path_type=Path), callback=check_path)
+@click.option("--write-roundtrip", "out_dir", type=click.Path(path_type=Path), default=None, callback=check_path,
               help="Write each usable file decoded back from its tokens into this folder (same names).")
 @click.option("--force", is_flag=True, help="Overwrite existing files in the --write-roundtrip folder.")
 @click.option("-q", "--quiet", is_flag=True, help="List only skipped files, then the totals.")
@@ -45,18 +52,20 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
 
     tok = Tokenizer()
     root, files = _targets(source)
-    if out_dir is not None and out_dir.resolve() == root.resolve():
-        raise OutputError("--write-roundtrip must name another folder than DIR (it would replace your files)")
+    if out_dir is not None and _overlap(out_dir, source):
+        raise OutputError(f"--write-roundtrip {printable(out_dir)} overlaps DIR {printable(source)} (one holds the other, "
+                          "so it could replace your files): name another folder, outside DIR")
     rows, skipped, totals = [], [], Counter()
     for path in files:
         rel = path.relative_to(root).as_posix()
+        shown = printable(rel)
         try:
             r = read_report(path)
             ids = tok.encode(r.melody)
         except ComposerError as e:
             reason = getattr(e, "reason", None) or str(e)
             skipped.append((rel, reason))
-            click.echo(f"{rel}: skipped: {reason}")
+            click.echo(f"{shown}: skipped: {printable(reason)}")
             continue
         m = r.melody
         rows.append((rel, ids, m))
@@ -64,7 +73,7 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
                       estimated=int(r.key_estimated))
         if not quiet:
             key = m.key.name + (" (estimated)" if r.key_estimated else "")
-            click.echo(f"{rel}: {len(m.notes)} notes, {m.n_bars} bars, {m.time_signature}, key {key}, "
+            click.echo(f"{shown}: {len(m.notes)} notes, {m.n_bars} bars, {m.time_signature}, key {key}, "
                        f"track {r.track!r}, {r.quantized} quantized, {r.dropped} dropped")
     click.echo(f"{len(files)} files: {len(rows)} usable, {len(skipped)} skipped; {totals['notes']} notes in "
                f"{totals['bars']} bars, {totals['quantized']} quantized, {totals['dropped']} dropped; "
@@ -72,19 +81,19 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
     for reason, n in Counter(_kind(r) for _, r in skipped).most_common():
         click.echo(f"  skipped, {reason}: {n}")
     if not rows:
-        raise CorpusError(f"no usable MIDI file in {source}: every file was skipped (reasons above)")
+        raise CorpusError(f"no usable MIDI file in {printable(source)}: every file was skipped (reasons above)")
     if out_dir is not None:
         targets = [out_dir / rel for rel, _, _ in rows]
         taken = [t for t in targets if t.exists()]
         if taken and not force:
-            raise OutputError(f"{len(taken)} files already exist in {out_dir} (first: {taken[0].name}): "
-                                "use --force to overwrite them")
+            raise OutputError(f"{len(taken)} files already exist in {printable(out_dir)} (first: "
+                              f"{printable(taken[0].name)}): use --force to overwrite them")
         for (rel, ids, m), target in zip(rows, targets):
             write_midi(tok.decode(ids, tempo=m.tempo, title=m.title), target, text=f"composer round trip of {rel}",
                        force=force)
-        click.echo(f"wrote {len(rows)} round-trip files to {out_dir}")
+        click.echo(f"wrote {len(rows)} round-trip files to {printable(out_dir)}")
 
 
 def _kind(reason: str) -> str:
     """A reason without its file-specific details, to count skips by kind."""
-    return reason.split(" (")[0]
+    return printable(reason.split(" (")[0])

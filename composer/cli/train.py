@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import signal
 import sys
 import time
@@ -10,6 +12,7 @@ import time
 import click
 
 from composer.cli._common import ComposerCommand, option_range
+from composer.errors import ComposerError, OutputError
 from composer.train.config import TrainConfig  # plain dataclass: no torch import
 
 _D = TrainConfig()  # defaults and ranges live in TrainConfig
@@ -42,6 +45,52 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+# Control characters (newlines, terminal escapes; C1 too) and the stand-ins of undecodable bytes in names.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print: each control character (a newline, a terminal escape) becomes '?'."""
+    return _UNPRINTABLE.sub("?", str(text))
+
+
+def shell_quote(arg: object) -> str:
+    """``arg`` as one word of a shell command to copy: shlex.quote, or bash's $'...' with \\xNN
+    escapes when it holds control characters (which must not reach the terminal raw)."""
+    arg = str(arg)
+    if not _UNPRINTABLE.search(arg):
+        return shlex.quote(arg)
+    return "$'" + "".join(chr(b) if 32 <= b < 127 and chr(b) not in "\\'" else f"\\x{b:02x}"
+                          for b in os.fsencode(arg)) + "'"
+
+
+def _check_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--name names one folder directly inside the runs folder."""
+    from composer.train.runs import check_run_name
+
+    if value is None:
+        return None
+    try:
+        return check_run_name(value)
+    except ComposerError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+def check_path(ctx: click.Context, param: click.Parameter, value):
+    """Callback of a path option: the path, when the system can use it (within its length limits,
+    no NUL character); else a one-line usage error."""
+    from composer.train.runs import path_too_long
+
+    if value is None:
+        return None
+    if "\x00" in str(value):
+        raise click.BadParameter("a path cannot hold a NUL character", ctx, param)
+    why = path_too_long(value)
+    if why:
+        raise click.BadParameter(f"the path is {why}", ctx, param)
+    return value
+
+
 def _progress_class():
     from composer.train.loop import Progress
 
@@ -55,7 +104,7 @@ def _progress_class():
 
         def data(self, info: dict) -> None:
             for path, reason in info["skipped"]:
-                click.echo(f"skipped {path}: {reason}", err=True)
+                click.echo(f"skipped {printable(path)}: {printable(reason)}", err=True)
             click.echo(f"{info['train_files']} training and {info['val_files']} validation melodies "
                        f"({info['train_tokens']:,} training tokens), {_plural(len(info['skipped']), 'file')} skipped; "
                        f"device {info['device']}" + (f" x {info['world']} processes" if info["world"] > 1 else ""))
@@ -79,25 +128,33 @@ def _progress_class():
                            f"val {row['val_bits_per_note']:.3f} bits/note{vs}  {row['seconds']:.0f} s", final=True)
 
         def message(self, text: str) -> None:
-            click.echo(text, err=True)
+            click.echo(printable(text), err=True)
 
     return CliProgress
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM before training started: stop at once, like Ctrl-C, and exit 143."""
+
+
 class _StopFlag:
-    """SIGINT/SIGTERM ask the loop to stop after the current step; a second Ctrl-C aborts."""
+    """SIGINT and SIGTERM: before the loop polls the flag (reading the data, the n-gram baseline)
+    stop at once, leaving no run folder; from then on ask the loop to stop after the current step
+    (it saves last.pt); a second Ctrl-C aborts. ``signum`` is the signal that stopped the run."""
 
     def __init__(self) -> None:
-        self.stop = False
+        self.signum: int | None = None
+        self.polled = False
         self.old = {}
 
     def __call__(self) -> bool:
-        return self.stop
+        self.polled = True
+        return self.signum is not None
 
     def _handle(self, signum, frame) -> None:
-        if self.stop and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.stop = True
+        if not self.polled or (self.signum is not None and signum == signal.SIGINT):
+            raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+        self.signum = self.signum or signum
 
     def __enter__(self):
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -109,39 +166,10 @@ class _StopFlag:
             signal.signal(s, h)
 
 
-def _init_distributed(device: str) -> tuple[int, int]:
-    """Join the torchrun process group when launched by torchrun; (world, rank)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 1, 0
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        use_nccl = torch.cuda.is_available() and device != "cpu"
-        if use_nccl:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if use_nccl else "gloo")
-    return dist.get_world_size(), dist.get_rank()
-
-
-def _shared_name(name: str | None, world: int) -> str:
-    """The run name: given, or a timestamp chosen by rank 0 for every rank."""
-    if name:
-        return name
-    name = time.strftime("%Y%m%d-%H%M%S")
-    if world > 1:
-        import torch.distributed as dist
-
-        box = [name]
-        dist.broadcast_object_list(box, src=0)
-        name = box[0]
-    return name
-
-
 def _resume_command(name: str, runs_dir: str, world: int, extra: str = "") -> str:
     head = f"torchrun --nproc_per_node={world} -m composer train" if world > 1 else "compose train"
-    runs = f" --runs-dir {runs_dir}" if runs_dir != DEFAULT_RUNS else ""
-    return f"{head} --resume --name {name}{runs}{extra}"
+    runs = f" --runs-dir {shell_quote(runs_dir)}" if runs_dir != DEFAULT_RUNS else ""
+    return f"{head} --resume --name {shell_quote(name)}{runs}{extra}"
 
 
 def _opt(name: str, help: str, **kw):
@@ -157,9 +185,11 @@ def _opt(name: str, help: str, **kw):
 
 
 @click.command("train", cls=ComposerCommand)
-@_opt("data", "Folder of MIDI files (searched recursively).", type=click.Path())
-@click.option("--name", help="Run name: outputs/runs/<name>/ (default: a timestamp).")
-@click.option("--runs-dir", type=click.Path(), default=DEFAULT_RUNS, show_default=True, help="Folder holding the runs.")
+@_opt("data", "Folder of MIDI files (searched recursively).", type=click.Path(), callback=check_path)
+@click.option("--name", callback=_check_name,
+              help="Run name, a folder inside --runs-dir: outputs/runs/<name>/ (default: a timestamp).")
+@click.option("--runs-dir", type=click.Path(), default=DEFAULT_RUNS, show_default=True, callback=check_path,
+              help="Folder holding the runs.")
 @_opt("epochs", "Most passes over the training tokens.")
 @_opt("max_minutes", "Wall-clock budget (0 = none); the learning rate decays to fit it.")
 @_opt("batch_size", "Windows per step (per process).")
@@ -172,7 +202,7 @@ def _opt(name: str, help: str, **kw):
 @_opt("tie", "Share embedding and output weights.")
 @_opt("copy_hints", "Feed the LSTM the melody's own longest earlier match.")
 @_opt("val_fraction", "Share of files held out.")
-@_opt("seed", "Seed: split, init, batches, dropout.", type=int)
+@_opt("seed", "Seed: split, init, batches, dropout.")
 @_opt("device", "auto: cuda, then mps, then cpu.", type=click.Choice(TrainConfig.DEVICES))
 @_opt("augment", "Random transposition of each window.")
 @_opt("max_transpose", "Largest transposition (semitones).")
@@ -181,7 +211,7 @@ def _opt(name: str, help: str, **kw):
 @_opt("threads", "Torch CPU threads [default: torch's choice].", show_default=False)
 @click.option("--resume", is_flag=True, help="Continue the run --name from its last.pt.")
 @click.option("--force", is_flag=True, help="Start over in an existing run folder.")
-@click.option("--export", "export_to", type=click.Path(), help="Write an fp16 copy of run --name's best.pt to this path and exit.")
+@click.option("--export", "export_to", type=click.Path(), callback=check_path, help="Write an fp16 copy of run --name's best.pt to this path and exit.")
 @click.pass_context
 def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts) -> None:
     """Train a melody LSTM on a folder of MIDI files.
@@ -204,8 +234,11 @@ def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts
             raise click.UsageError("--export needs --name: the run whose best.pt to export")
         from composer.train.runs import export_model
 
-        out = export_model(Path(runs_dir) / name / "best.pt", export_to, force=force)
-        click.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB, fp16)")
+        try:
+            out = export_model(Path(runs_dir) / name / "best.pt", export_to, force=force)
+        except OSError as e:
+            raise _os_error(e) from None
+        click.echo(f"wrote {printable(out)} ({out.stat().st_size / 2**20:.1f} MB, fp16)")
         return
     if resume and not name:
         raise click.UsageError("--resume needs --name: the run to continue")
@@ -214,22 +247,37 @@ def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts
     from click.core import ParameterSource
 
     given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    world, rank = _init_distributed(opts["device"])
+    from composer.train.loop import init_distributed
+
+    world, rank = init_distributed(opts["device"])
     try:
-        _train(name, runs_dir, resume, force, opts, given, world, rank)
+        signum = _train(name, runs_dir, resume, force, opts, given, world, rank)
+    except _Terminated:
+        click.echo("\nTerminated.", err=True)
+        raise click.exceptions.Exit(128 + signal.SIGTERM) from None
+    except OSError as e:  # whatever path the checks above could not foresee: one line, not a traceback
+        raise _os_error(e) from None
     finally:
         if world > 1:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+    if signum:  # stopped by a signal after saving last.pt: 130 after Ctrl-C, 143 after SIGTERM
+        raise click.exceptions.Exit(128 + signum)
 
 
-def _train(name, runs_dir, resume, force, opts, given, world, rank) -> None:
+def _os_error(e: OSError) -> OutputError:
+    where = f"{printable(e.filename)}: " if e.filename else ""
+    return OutputError(f"{where}{e.strerror or e}")
+
+
+def _train(name, runs_dir, resume, force, opts, given, world, rank) -> int | None:
+    """Train or resume; the number of the signal that stopped it, or None."""
     from pathlib import Path
 
-    from composer.train.loop import Progress, TrainConfig, resume_config, train
+    from composer.train.loop import Progress, TrainConfig, resume_config, shared_name, train
 
-    name = _shared_name(name, world)
+    name = shared_name(name, world)
     run_dir = Path(runs_dir) / name
     if resume:
         fixed = sorted(given & set(_MODEL_OPTS))
@@ -242,19 +290,21 @@ def _train(name, runs_dir, resume, force, opts, given, world, rank) -> None:
     with _StopFlag() as flag:
         result = train(cfg, run_dir, resume=resume, force=force, progress=progress, should_stop=flag)
     if rank != 0:
-        return
+        return flag.signum
     base = result.baseline.get("bits_per_note")
     vs = f" vs n-gram {base:.3f}" if base else ""
     if result.history:
-        click.echo(f"best validation: {result.best_bits_per_note:.3f} bits/note{vs}; run folder {run_dir}/")
+        click.echo(f"best validation: {result.best_bits_per_note:.3f} bits/note{vs}; run folder {printable(run_dir)}/")
     if result.stopped == "interrupted":
-        click.echo(f"Interrupted: {run_dir / 'last.pt'} saved. Resume with:\n  {_resume_command(name, runs_dir, world)}")
+        click.echo(f"Interrupted: {printable(run_dir / 'last.pt')} saved. Resume with:\n  "
+                   f"{_resume_command(name, runs_dir, world)}")
     elif result.stopped == "time":
         click.echo(f"Stopped at the {cfg.max_minutes:g}-minute limit. To train longer:\n  "
                    f"{_resume_command(name, runs_dir, world, f' --max-minutes {2 * cfg.max_minutes:g}')}")
     elif result.stopped == "early-stop":
         click.echo(f"Stopped early: validation loss did not improve for {cfg.patience} epochs.")
     if result.history and result.stopped != "interrupted":
-        best = run_dir / "best.pt"
+        best = shell_quote(run_dir / "best.pt")
         click.echo(f"Next:\n  compose generate --checkpoint {best} --bars 16\n"
                    f"  compose evaluate --checkpoint {best} --validation --baseline ngram")
+    return flag.signum if result.stopped == "interrupted" else None
