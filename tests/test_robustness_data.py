@@ -96,13 +96,13 @@ def test_symlinked_folders_are_followed_once(tmp_path: Path):
 
 def _rewrite_cache(cache: Path, change, resign: bool) -> None:
     """Rewrite the folder's one cache file with ``change(arrays)`` applied (a valid zip, bad content)."""
-    from composer.data.cache import _CACHE_ARRAYS, _checksum
-
     (path,) = cache.glob("corpus-*.npz")
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     change(arrays)
-    if resign:  # the arrays do not fit together, but the checksum matches them
+    if resign and "checksum" in arrays:  # the arrays do not fit together, but the checksum matches them
+        from composer.data.cache import _CACHE_ARRAYS, _checksum
+
         arrays["checksum"] = np.array(_checksum({k: arrays[k] for k in _CACHE_ARRAYS}))
     with open(path, "wb") as f:
         np.savez(f, **arrays)
@@ -365,3 +365,102 @@ def test_a_last_checkpoint_with_resume_state_of_the_wrong_type_cannot_be_resumed
     with pytest.raises(CheckpointError, match="cannot be resumed: its .* is a (str|list), not a table") as e:
         read_run_state(last)
     assert "\n" not in str(e.value)
+
+
+# ---- a damaged copy index ------------------------------------------------------------------------------
+
+def indexed_model(tmp_path: Path) -> tuple[Path, Path, list[Melody]]:
+    """(checkpoint, data folder, training melodies): a tiny model recording six training files."""
+    from composer.model.bundle import TrainingRecord
+    from composer.model.checkpoint import save_checkpoint
+
+    data = tmp_path / "data"
+    names = tunes(data, 7)
+    train = names[:6]
+    record = TrainingRecord(folder=str(data), train_files=tuple(train), val_files=(names[6],))
+    ckpt = save_checkpoint(tmp_path / "model.pt", tiny_model(), extra=record.to_extra())
+    return ckpt, data, [read_melody(data / n) for n in train]
+
+
+def _rewrite_index(path: Path, change, resign: bool) -> None:
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    if resign and "checksum" in arrays:
+        from composer.data.copyindex import _ARRAYS, _checksum
+
+        arrays["checksum"] = np.array(_checksum({k: arrays[k] for k in _ARRAYS}))
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def _scramble_sa(a):
+    a["sa"] = a["sa"][::-1].copy()  # still a permutation: only the checksum sees it
+
+
+def _sa_out_of_range(a):
+    a["sa"][0] = len(a["codes"]) + 10  # IndexError when searched
+
+
+def _last_tune_dropped(a):
+    end = a["offsets"][-2]  # a consistent index of the first five tunes
+    a["codes"], a["offsets"], a["names"] = a["codes"][:end], a["offsets"][:-1], a["names"][:-1]
+    a["sa"] = a["sa"][a["sa"] < end]
+
+
+@pytest.mark.parametrize("damage", ["sa-scrambled", "sa-out-of-range-resigned", "last-tune-dropped-resigned", "cut-in-half"])
+def test_a_damaged_copy_index_is_rebuilt_from_the_training_files(tmp_path: Path, damage):
+    from composer.data.copyindex import CopyIndex, index_path
+    from composer.model.bundle import load_bundle
+
+    ckpt, data, train = indexed_model(tmp_path)
+    want = load_bundle(ckpt).copy_index().longest_copies(train).tolist()
+    assert want == [len(m.notes) for m in train]
+    cache = index_path(ckpt)
+    if damage == "cut-in-half":
+        cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    else:
+        change = {"sa-scrambled": _scramble_sa, "sa-out-of-range-resigned": _sa_out_of_range,
+                  "last-tune-dropped-resigned": _last_tune_dropped}[damage]
+        _rewrite_index(cache, change, resign=damage.endswith("resigned"))
+    assert load_bundle(ckpt).copy_index().longest_copies(train).tolist() == want
+    assert CopyIndex.load(cache).longest_copies(train).tolist() == want  # rewritten whole
+
+
+@pytest.mark.parametrize("damage", ["sa-scrambled", "last-tune-dropped-resigned"])
+def test_a_damaged_copy_index_without_its_training_files_says_to_delete_it(tmp_path: Path, damage):
+    from click.testing import CliRunner
+
+    from composer.cli import main
+    from composer.data.copyindex import index_path
+    from composer.errors import CorpusError
+    from composer.model.bundle import load_bundle
+
+    ckpt, data, train = indexed_model(tmp_path)
+    load_bundle(ckpt).copy_index()
+    change = _scramble_sa if damage == "sa-scrambled" else _last_tune_dropped
+    _rewrite_index(index_path(ckpt), change, resign=damage.endswith("resigned"))
+    for f in data.iterdir():
+        f.unlink()
+    with pytest.raises(CorpusError) as e:
+        load_bundle(ckpt).copy_index()
+    msg = str(e.value)
+    assert "\n" not in msg and str(index_path(ckpt)) in msg and "is damaged" in msg and "delete it" in msg, msg
+    res = CliRunner().invoke(main, ["generate", "--checkpoint", str(ckpt), "--bars", "2", "--seed", "1",
+                                    "--outdir", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "delete it" in res.output and "Traceback" not in res.output, res.output
+    index_path(ckpt).unlink()  # as the message says: generate goes on without the check
+    res = CliRunner().invoke(main, ["generate", "--checkpoint", str(ckpt), "--bars", "2", "--seed", "1",
+                                    "--outdir", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+
+
+def test_a_copy_index_of_format_1_is_still_read(tmp_path: Path):
+    from composer.data.copyindex import CopyIndex
+
+    train = [tune(i) for i in range(5)]
+    idx = CopyIndex.build(train, [f"t{i}" for i in range(5)], key="k")
+    old = tmp_path / "old.npz"  # as composer wrote it before the checksum
+    np.savez_compressed(old, version=np.int64(1), alphabet=idx.alphabet, codes=idx.codes.astype(np.int32),
+                        offsets=idx.offsets, sa=idx.sa.astype(np.int32), names=np.array(idx.names), key=np.array("k"))
+    assert CopyIndex.load(old).longest_copies(train).tolist() == [len(m.notes) for m in train]

@@ -6,6 +6,9 @@ intervals and rhythm: transposed copies count as copies. The training symbols, j
 unique separator after each melody, get a suffix array (numpy prefix doubling); a query finds
 its lexicographic neighbours by a binary search vectorized over all its start positions,
 comparing suffixes through rolling hashes.
+
+Saved as a .npz with a checksum of its arrays (format 2); reading checks the checksum and that
+the arrays fit together (cheap, linear checks), so a damaged file is refused, never searched.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from composer.errors import ComposerError
+from composer.errors import CorpusError
 from composer.files import atomic_write
 from composer.music.melody import Melody
 from composer.tokens.tokenizer import Tokenizer
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: a checksum of the arrays; 1 (no checksum) is still read, its arrays checked
+_ARRAYS = ("alphabet", "codes", "offsets", "sa", "names", "key")
 _CAP = 4095  # onset gaps and durations are clipped to 12 bits
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so it has an inverse mod 2**64
 _BASE_INV = np.uint64(pow(int(_BASE), -1, 2**64))
@@ -218,27 +222,66 @@ class CopyIndex:
         return np.array([c.notes for c in self.copies(melodies)], dtype=np.int64)
 
     def save(self, path: str | Path) -> Path:
-        """Write the index as a .npz (no pickled objects), atomically."""
+        """Write the index as a .npz (no pickled objects) with a checksum of its arrays, atomically."""
         buf = io.BytesIO()
         small = np.int32 if len(self.codes) < 2**31 else np.int64  # halves the file of a real corpus
-        np.savez_compressed(buf, version=np.int64(INDEX_VERSION), alphabet=self.alphabet,
-                            codes=self.codes.astype(small), offsets=self.offsets, sa=self.sa.astype(small),
-                            names=np.array(self.names, dtype=str), key=np.array(self.key))
+        arrays = dict(alphabet=self.alphabet, codes=self.codes.astype(small), offsets=self.offsets,
+                      sa=self.sa.astype(small), names=np.array(self.names, dtype=str), key=np.array(self.key))
+        np.savez_compressed(buf, version=np.int64(INDEX_VERSION), checksum=np.array(_checksum(arrays)), **arrays)
         return atomic_write(Path(path), buf.getvalue(), force=True)
 
     @classmethod
     def load(cls, path: str | Path) -> CopyIndex:
-        """Read an index written by ``save``; raises ComposerError when unreadable."""
+        """Read an index written by ``save``; CorpusError in one line when it is unreadable, of
+        another version, damaged (its checksum differs) or its arrays do not fit together."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                if int(z["version"]) != INDEX_VERSION:
-                    raise ComposerError(f"{path}: copy index version {int(z['version'])}, expected {INDEX_VERSION}; delete it to rebuild")
-                return cls(z["alphabet"].astype(np.int64), z["codes"].astype(np.int64), z["offsets"].astype(np.int64),
-                           z["names"].tolist(), str(z["key"]), z["sa"].astype(np.int64))
-        except ComposerError:
+                version = int(z["version"])
+                if version not in (1, INDEX_VERSION):
+                    raise CorpusError(f"{path}: copy index version {version}, expected {INDEX_VERSION}; delete it to rebuild")
+                a = {k: z[k] for k in _ARRAYS}
+                if version >= 2 and str(z["checksum"]) != _checksum(a):
+                    raise CorpusError(f"{path} is damaged (its checksum does not match its contents); delete it to rebuild")
+        except CorpusError:
             raise
         except Exception as e:
-            raise ComposerError(f"{path} is not a readable copy index ({type(e).__name__}); delete it to rebuild") from None
+            raise CorpusError(f"{path} is not a readable copy index ({type(e).__name__}); delete it to rebuild") from None
+        why = _misfit(a)
+        if why:
+            raise CorpusError(f"{path} is damaged ({why}); delete it to rebuild")
+        return cls(a["alphabet"].astype(np.int64), a["codes"].astype(np.int64), a["offsets"].astype(np.int64),
+                   a["names"].tolist(), str(a["key"]), a["sa"].astype(np.int64))
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over an index's arrays as stored (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256()
+    for name in _ARRAYS:
+        x = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{x.dtype.str}:{x.shape};".encode())
+        h.update(x.tobytes())
+    return h.hexdigest()
+
+
+def _misfit(a: dict[str, np.ndarray]) -> str:
+    """What does not fit together in an index's arrays ('' when they do): one name per melody,
+    offsets rising from 0 to the end of the codes, each melody's unique separator at its end and
+    only symbol codes before it, and a suffix array that is a permutation of the positions."""
+    alphabet, codes, offsets, sa, names = a["alphabet"], a["codes"], a["offsets"], a["sa"], a["names"]
+    if any(x.ndim != 1 or x.dtype.kind != "i" for x in (alphabet, codes, offsets, sa)) or names.ndim != 1 or a["key"].ndim:
+        return "arrays of the wrong shape or type"
+    m, n, k = len(names), len(codes), len(alphabet)
+    if len(offsets) != m + 1 or offsets[0] != 0 or offsets[-1] != n or (np.diff(offsets) < 1).any():
+        return f"{len(offsets)} melody offsets for {m} names and {n} codes"
+    if k > 1 and (np.diff(alphabet) <= 0).any():
+        return "the alphabet is not sorted"
+    if n and (codes.min() < 0 or codes.max() >= k + m):
+        return "codes outside the alphabet"
+    if m and ((codes[offsets[1:] - 1] != k + np.arange(m)).any() or np.count_nonzero(codes >= k) != m):
+        return "melody separators out of place"
+    if len(sa) != n or (n and (sa.min() < 0 or sa.max() >= n or np.count_nonzero(np.bincount(sa, minlength=n)) != n)):
+        return "the suffix array is not a permutation of the codes"
+    return ""
 
 
 def files_key(train_files: Sequence[str]) -> str:

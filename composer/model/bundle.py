@@ -178,21 +178,32 @@ class ModelBundle:
     def copy_index(self, data: str | Path | None = None, progress: Progress | None = None):
         """The originality index of the training melodies: the file cached beside the checkpoint
         when it matches them, else built from the training files (and cached there when
-        writable); None when neither is possible."""
+        writable); None when neither is possible. A damaged cached index is rebuilt from the
+        training files, or, without them, refused in one line that says to delete it."""
         from composer.data.copyindex import CopyIndex, files_key, index_path
 
         key = files_key(list(self.record.train_files)) if self.record.train_files else ""
         cache = index_path(self.path)
+        damaged = None
         if cache.is_file():
             try:
                 idx = CopyIndex.load(cache)
-                if not key or idx.key == key:
+                if not key:
                     return idx
-            except ComposerError:
-                pass  # stale or corrupt: rebuilt below when the data is at hand
+                if idx.key == key:
+                    if sorted(idx.names) == sorted(self.record.train_files):
+                        return idx
+                    raise CorpusError(f"{cache} is damaged (it indexes {len(idx)} of the {len(self.record.train_files)} "
+                                      "training files); delete it to rebuild")
+            except ComposerError as e:
+                damaged = e  # rebuilt below when the data is at hand
         try:
             files = self.training_files("train", data, progress)
         except ComposerError:
+            if damaged is not None:
+                raise CorpusError(f"{str(damaged).split('; delete it')[0]}, and the training files to rebuild it are not "
+                                  "at hand: delete it to go on without the originality check, or give the training "
+                                  "data (--data DIR)") from None
             return None
         idx = CopyIndex.build([f.ids for f in files], [f.path for f in files], key, tokenizer=self.tokenizer)
         try:
