@@ -179,3 +179,43 @@ def test_repeats_are_read_as_players_read_them(body, played):
 def test_a_chorale_in_two_formats_keeps_its_musicxml(tasks):
     copies = sorted((t[1] for t in tasks if t[0] == "bach" and "/bwv277." in t[1][1]), key=lambda a: a[0])
     assert [p.rsplit(".", 1)[1] for _, p in copies] == ["mxl", "krn"]  # select() keeps the first readable
+
+
+def _build(out, *extra):
+    return CliRunner().invoke(main, ["corpus", "build", "--out", str(out), "--limit", "1", "--jobs", "1", *extra])
+
+
+@pytest.mark.parametrize("name, text", [
+    ("README.md", "# My own notes\nDo not lose these.\n"),
+    ("manifest.csv", "title,composer\nMy tune,me\n"),
+])
+def test_force_refuses_a_readme_or_manifest_the_builder_did_not_write(tmp_path, name, text):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text(text)
+    res = _build(out, "--force")
+    assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"{out / name} was not written by `compose corpus build`" in res.output
+    assert (out / name).read_text() == text and sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_force_replaces_only_what_an_earlier_build_wrote(tmp_path):
+    from composer.data.build import README_MARK
+
+    out = tmp_path / "corpus"
+    assert _build(out, "--limit", "2").exit_code == 0
+    assert README_MARK in (out / "README.md").read_text()
+    (out / "my_tune.mid").write_bytes(b"mine")  # the user's own files beside the build
+    (out / "bach_mine.mid").write_bytes(b"mine too")  # named like the builder's, not in its manifest
+    res = _build(out, "--force")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md", "bach_bwv1.6.mid", "bach_mine.mid", "manifest.csv", "my_tune.mid", "oneills_0001_The-Enchanted-Valley.mid"]
+    assert (out / "my_tune.mid").read_bytes() == b"mine" and (out / "bach_mine.mid").read_bytes() == b"mine too"
+    # A file in the way of a new one that no manifest of the builder lists is refused before anything moves.
+    (out / "manifest.csv").write_text(",".join(MANIFEST_COLUMNS) + "\n")  # lists nothing
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    res = _build(out, "--force")
+    assert res.exit_code == 1 and ".mid was not written by `compose corpus build` (its manifest.csv does not list it)" \
+        in res.output.splitlines()[-1], res.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

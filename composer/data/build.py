@@ -25,7 +25,10 @@ from composer.files import atomic_write, safe_name
 
 PROGRAMS = {"oneills1850": 73, "bach": 52}  # General MIDI: flute; choir aahs
 MANIFEST_COLUMNS = ("file", "source", "title", "meter", "key", "notes", "bars")
-_OWNED = re.compile(r"(oneills|bach)_.*\.mid|manifest\.csv|README\.md")  # what a rebuild replaces
+_BUILT_MID = re.compile(r"(oneills|bach)_[^/\\]*\.mid")  # the names the builder gives its files
+# Every README the builder writes holds this line; --force replaces a README only when it does, a
+# manifest.csv only when its header is MANIFEST_COLUMNS, and a .mid file only when that manifest lists it.
+README_MARK = "Rebuild: `compose corpus build"
 
 
 @dataclass(frozen=True)
@@ -167,20 +170,51 @@ notes exact ({v.notes_exact / max(1, v.notes):.2%}).
 """
 
 
+def built_files(out: Path) -> set[str]:
+    """The names in ``out`` that an earlier build wrote, which a rebuild may replace or remove: its
+    README.md (holding ``README_MARK``), its manifest.csv (headed by ``MANIFEST_COLUMNS``) and the
+    .mid files that manifest lists. OutputError naming a README or manifest the builder did not write."""
+    owned: set[str] = set()
+    readme, manifest = out / "README.md", out / "manifest.csv"
+    not_ours = "was not written by `compose corpus build`: move it away or choose another --out"
+    try:
+        if os.path.lexists(readme):
+            with open(readme, encoding="utf-8", errors="replace") as f:
+                if readme.is_symlink() or README_MARK not in f.read(1 << 16):
+                    raise OutputError(f"{readme} {not_ours}")
+            owned.add("README.md")
+        if os.path.lexists(manifest):
+            with open(manifest, newline="", encoding="utf-8", errors="replace") as f:
+                rows = list(csv.reader(f)) if not manifest.is_symlink() else []
+            if not rows or tuple(rows[0]) != MANIFEST_COLUMNS:
+                raise OutputError(f"{manifest} {not_ours}")
+            owned |= {"manifest.csv", *(r[0] for r in rows[1:] if r and _BUILT_MID.fullmatch(r[0]))}
+    except OSError as e:  # a folder named README.md, an unreadable file
+        raise OutputError(f"cannot read {e.filename or out}: {e.strerror or e}; move it away or choose another --out") from None
+    return owned
+
+
 def build_corpus(out: Path, force: bool = False, jobs: int = 1, limit: int | None = None,
                  progress: Progress | None = None) -> BuildReport:
     """Convert, write into a temporary folder, verify, then move the files into ``out``.
 
-    Without ``force`` a non-empty ``out`` is refused; with it, files of an earlier build that
-    this build does not produce are removed."""
+    Without ``force`` a non-empty ``out`` is refused; with it, only files an earlier build wrote
+    (``built_files``) are replaced, and those this build does not produce are removed; any other
+    file in the way is refused in one line before anything is moved."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file: choose a folder for the corpus")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise OutputError(f"{out} is not empty: use --force to rebuild it")
+    owned = built_files(out) if out.is_dir() else set()
     written, skipped, dups = select(convert_all(corpus_tasks(limit), jobs, progress))
     if not written:
         raise CorpusError("no tune could be converted: is music21's corpus installed?")
+    in_the_way = next((n for n in ("manifest.csv", "README.md", *(n for n, _ in written))
+                       if n not in owned and os.path.lexists(out / n)), None)
+    if in_the_way is not None:
+        raise OutputError(f"{out / in_the_way} was not written by `compose corpus build` (its manifest.csv does not "
+                          "list it): move it away or choose another --out")
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -194,10 +228,14 @@ def build_corpus(out: Path, force: bool = False, jobs: int = 1, limit: int | Non
         atomic_write(tmp / "README.md", readme_text(report).encode("utf-8"))
         out.mkdir(parents=True, exist_ok=True)
         new = {f.name for f in tmp.iterdir()}
-        for old in out.iterdir():
-            if old.is_file() and _OWNED.fullmatch(old.name) and old.name not in new:
+        for name in sorted(owned - new):
+            old = out / name
+            if old.is_file() and not old.is_symlink():
                 old.unlink()
-        for f in sorted(tmp.iterdir()):
+        # The manifest first and the README last: a build stopped part way leaves a manifest that
+        # lists every file already moved, so the next --force still knows them as its own.
+        order = {"manifest.csv": 0, "README.md": 2}
+        for f in sorted(tmp.iterdir(), key=lambda f: (order.get(f.name, 1), f.name)):
             os.replace(f, out / f.name)
     except OSError as e:
         raise OutputError(f"cannot write the corpus to {out}: {e.strerror or e}") from None
