@@ -101,9 +101,9 @@ def _rewrite_cache(cache: Path, change, resign: bool) -> None:
         arrays = {k: z[k] for k in z.files}
     change(arrays)
     if resign and "checksum" in arrays:  # the arrays do not fit together, but the checksum matches them
-        from composer.data.cache import _CACHE_ARRAYS, _checksum
+        from composer.data.cache import checksum
 
-        arrays["checksum"] = np.array(_checksum({k: arrays[k] for k in _CACHE_ARRAYS}))
+        arrays["checksum"] = np.array(checksum(arrays))
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
@@ -387,9 +387,10 @@ def _rewrite_index(path: Path, change, resign: bool) -> None:
         arrays = {k: z[k] for k in z.files}
     change(arrays)
     if resign and "checksum" in arrays:
-        from composer.data.copyindex import _ARRAYS, _checksum
+        from composer.data.cache import checksum
+        from composer.data.copyindex import _ARRAYS
 
-        arrays["checksum"] = np.array(_checksum({k: arrays[k] for k in _ARRAYS}))
+        arrays["checksum"] = np.array(checksum(arrays, _ARRAYS))
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 

@@ -39,10 +39,11 @@ def cache_path(cache_dir: Path, folder: Path) -> Path:
 _CACHE_ARRAYS = ("hashes", "offsets", "ids", "notes", "meters", "keys", "reasons", "stat_paths", "stats", "stat_hashes")
 
 
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
-    """sha256 over the cache's arrays (names, dtypes, shapes, bytes): a damaged file is found on reading."""
+def checksum(arrays: dict[str, np.ndarray], names: tuple[str, ...] = _CACHE_ARRAYS) -> str:
+    """sha256 over the named arrays (names, dtypes, shapes, bytes): a damaged file is found on reading.
+    (Also the copy index's checksum.)"""
     h = hashlib.sha256()
-    for name in _CACHE_ARRAYS:
+    for name in names:
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
         h.update(a.tobytes())
@@ -57,7 +58,7 @@ def read_cache(path: Path) -> tuple[dict[str, Entry], dict[str, tuple[tuple[int,
             if int(z["version"]) != TOKENIZER_VERSION or "checksum" not in z.files:
                 return {}, {}
             a = {name: z[name] for name in _CACHE_ARRAYS}
-            if str(z["checksum"]) != _checksum(a) or not _consistent(a):
+            if str(z["checksum"]) != checksum(a) or not _consistent(a):
                 return {}, {}
     except Exception:  # not a zip, a member missing or truncated: rebuilt
         return {}, {}
@@ -110,7 +111,7 @@ def write_cache(path: Path, entries: dict[str, Entry], stats: dict[str, tuple[tu
         stat_hashes=np.array([h for _, h in stats.values()], dtype="U64"),
     )
     buf = io.BytesIO()
-    np.savez(buf, version=np.int64(TOKENIZER_VERSION), checksum=np.array(_checksum(arrays)), **arrays)
+    np.savez(buf, version=np.int64(TOKENIZER_VERSION), checksum=np.array(checksum(arrays)), **arrays)
     try:
         atomic_write(path, buf.getvalue(), force=True)
     except ComposerError:

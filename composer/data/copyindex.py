@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from composer.data.cache import checksum
 from composer.errors import CorpusError
 from composer.files import atomic_write
 from composer.music.melody import Melody
@@ -227,7 +228,7 @@ class CopyIndex:
         small = np.int32 if len(self.codes) < 2**31 else np.int64  # halves the file of a real corpus
         arrays = dict(alphabet=self.alphabet, codes=self.codes.astype(small), offsets=self.offsets,
                       sa=self.sa.astype(small), names=np.array(self.names, dtype=str), key=np.array(self.key))
-        np.savez_compressed(buf, version=np.int64(INDEX_VERSION), checksum=np.array(_checksum(arrays)), **arrays)
+        np.savez_compressed(buf, version=np.int64(INDEX_VERSION), checksum=np.array(checksum(arrays, _ARRAYS)), **arrays)
         return atomic_write(Path(path), buf.getvalue(), force=True)
 
     @classmethod
@@ -240,7 +241,7 @@ class CopyIndex:
                 if version not in (1, INDEX_VERSION):
                     raise CorpusError(f"{path}: copy index version {version}, expected {INDEX_VERSION}; delete it to rebuild")
                 a = {k: z[k] for k in _ARRAYS}
-                if version >= 2 and str(z["checksum"]) != _checksum(a):
+                if version >= 2 and str(z["checksum"]) != checksum(a, _ARRAYS):
                     raise CorpusError(f"{path} is damaged (its checksum does not match its contents); delete it to rebuild")
         except CorpusError:
             raise
@@ -251,16 +252,6 @@ class CopyIndex:
             raise CorpusError(f"{path} is damaged ({why}); delete it to rebuild")
         return cls(a["alphabet"].astype(np.int64), a["codes"].astype(np.int64), a["offsets"].astype(np.int64),
                    a["names"].tolist(), str(a["key"]), a["sa"].astype(np.int64))
-
-
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
-    """sha256 over an index's arrays as stored (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name in _ARRAYS:
-        x = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}:{x.dtype.str}:{x.shape};".encode())
-        h.update(x.tobytes())
-    return h.hexdigest()
 
 
 def _misfit(a: dict[str, np.ndarray]) -> str:
