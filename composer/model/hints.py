@@ -15,6 +15,7 @@ BOS (which never follows anything) in bucket 0.
 
 from __future__ import annotations
 
+from array import array
 from typing import Sequence
 
 import numpy as np
@@ -24,46 +25,69 @@ from composer.tokens.tokenizer import Vocab
 EDGES = (1, 3, 6, 12, 24, 48, 96)  # match lengths (tokens) that open buckets 1..7; bucket 0 = no match
 BUCKETS = len(EDGES) + 1
 _BUCKET_OF = np.searchsorted(EDGES, np.arange(EDGES[-1] + 1), side="right")  # length -> bucket
+_BUCKET_LIST, _CAP = _BUCKET_OF.tolist(), EDGES[-1]
 
 
 class Matcher:
-    """Longest earlier match of the sequence pushed so far (an online suffix automaton)."""
+    """Longest earlier match of the sequence pushed so far (an online suffix automaton).
 
-    __slots__ = ("seq", "length", "link", "next", "first", "last", "size", "none")
+    Compact, because a batch of long melodies holds one per row: per-state numbers live in
+    ``array('l')`` (8 bytes, no int objects), and all transitions in one dict keyed by
+    ``state * size + token``, with each state's out-tokens kept as a linked list of edges
+    (needed only to copy a state when it splits). About a third of the memory of a dict per
+    state; the same hints."""
+
+    __slots__ = ("seq", "length", "link", "first", "head", "edge_tok", "edge_next", "trans", "last", "size", "none")
 
     def __init__(self, vocab: Vocab) -> None:
         self.size, self.none = len(vocab), vocab.bos  # hint = bucket * size + token; BOS = no match
-        self.seq: list[int] = []
-        self.length, self.link, self.first = [0], [-1], [-1]  # per state
-        self.next: list[dict[int, int]] = [{}]
+        self.seq = array("l")
+        self.length, self.link, self.first = array("l", [0]), array("l", [-1]), array("l", [-1])  # per state
+        self.head = array("l", [-1])  # per state: its last out-edge (-1: none)
+        self.edge_tok, self.edge_next = array("l"), array("l")  # per edge: its token, the state's previous edge
+        self.trans: dict[int, int] = {}  # state * size + token -> next state
         self.last = 0
 
     def push(self, tok: int) -> int:
         """Append ``tok``; returns the hint for the token after it."""
         i = len(self.seq)
         self.seq.append(tok)
-        length, link, nxt, first = self.length, self.link, self.next, self.first
+        length, link, first, head = self.length, self.link, self.first, self.head
+        edge_tok, edge_next, trans, size = self.edge_tok, self.edge_next, self.trans, self.size
         cur = len(length)
         length.append(length[self.last] + 1)
         link.append(0)
-        nxt.append({})
         first.append(i)
+        head.append(-1)
         p = self.last
-        while p != -1 and tok not in nxt[p]:
-            nxt[p][tok] = cur
+        key = p * size + tok
+        while p != -1 and key not in trans:
+            trans[key] = cur
+            edge_tok.append(tok)
+            edge_next.append(head[p])
+            head[p] = len(edge_tok) - 1
             p = link[p]
+            key = p * size + tok
         if p != -1:
-            q = nxt[p][tok]
+            q = trans[key]
             if length[p] + 1 == length[q]:
                 link[cur] = q
-            else:  # split q: a clone holds the shorter contexts
+            else:  # split q: a clone holds the shorter contexts (and q's out-edges)
                 clone = len(length)
                 length.append(length[p] + 1)
                 link.append(link[q])
-                nxt.append(dict(nxt[q]))
                 first.append(first[q])
-                while p != -1 and nxt[p].get(tok) == q:
-                    nxt[p][tok] = clone
+                head.append(-1)
+                e, base, qbase = head[q], clone * size, q * size
+                while e != -1:
+                    t = edge_tok[e]
+                    trans[base + t] = trans[qbase + t]
+                    edge_tok.append(t)
+                    edge_next.append(head[clone])
+                    head[clone] = len(edge_tok) - 1
+                    e = edge_next[e]
+                while p != -1 and trans.get(p * size + tok) == q:
+                    trans[p * size + tok] = clone
                     p = link[p]
                 link[q] = link[cur] = clone
         self.last = cur
@@ -72,8 +96,8 @@ class Matcher:
         n = length[s]
         if n == 0:
             return self.none
-        bucket = int(_BUCKET_OF[min(n, EDGES[-1])])
-        return bucket * self.size + self.seq[first[s] + 1]
+        bucket = _BUCKET_LIST[n if n < _CAP else _CAP]
+        return bucket * size + self.seq[first[s] + 1]
 
 
 def hints(seq: Sequence[int], vocab: Vocab) -> np.ndarray:
