@@ -140,6 +140,9 @@ def test_a_run_killed_before_its_first_checkpoint_can_start_again(tmp_path, corp
     r = compose("train", "--data", corpus, "--runs-dir", run.parent, "--name", "k", *TINY)
     assert r.code == 0, r.out
     assert read_checkpoint(run / "last.pt")["epoch"] == 1 and not (run.parent / ".k.lock").exists()
+    (run / "last.pt").unlink()  # a best.pt without last.pt: a fresh start would replace it
+    r = compose("train", "--runs-dir", run.parent, "--name", "k", "--resume")
+    assert r.code == 1 and len(r.errors) == 1 and "--force" in r.errors[0], r.out
 
 
 def test_a_failed_start_leaves_no_folder_but_keeps_a_stopped_one(tmp_path) -> None:

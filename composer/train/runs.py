@@ -202,6 +202,9 @@ class RunFolder:
             raise TrainingError(f"nothing to resume: there is no run folder {_short(self.path)}")
         if os.path.lexists(self.last):
             raise TrainingError(f"cannot resume: {_short(self.last)} is not a checkpoint file")
+        if os.path.lexists(self.best):
+            raise TrainingError(f"nothing to resume: {_short(self.path)} holds no last.pt: start over with --force "
+                                "(it replaces best.pt) or pick another --name")
         raise TrainingError(f"nothing to resume: {_short(self.path)} holds no last.pt (the run stopped before its first "
                             "checkpoint): start it again without --resume, which takes the folder over")
 
