@@ -136,3 +136,28 @@ def test_header_choices_are_respected(model):
     out = generate(model, TOK, plan, 32, gen(2))
     seen = {(str(m.time_signature), m.key.name) for m in (TOK.decode(g.ids) for g in out)}
     assert seen <= {("6/8", "Em"), ("2/4", "G"), ("2/4", "D")} and len(seen) >= 2
+
+
+def test_a_long_prime_fed_in_one_pass_equals_feeding_it_step_by_step(model, monkeypatch):
+    """A span fed to every row goes through one forward pass: the same state, hints, tokens and
+    likelihood as stepping it token by token (what a long --prime costs: one call)."""
+    import composer.generate.sample as sample
+
+    rng = np.random.default_rng(4)
+    notes, t = [], 0
+    while t < 40 * 48:
+        d = int(rng.choice([6, 12, 12, 24]))
+        notes.append(Note(t, d, int(rng.choice([60, 62, 64, 65, 67]))))
+        t += d
+    prime = Melody(tuple(notes[:-1]), TimeSignature(4, 4), Key(0), 40)
+    plan = Plan(bars=4, prime=prime)
+    calls = []
+    one_pass = sample.Sampler._feed_shared
+    monkeypatch.setattr(sample.Sampler, "_feed_shared", lambda self, *a: calls.append(1) or one_pass(self, *a))
+    fast = generate(model, TOK, plan, 3, gen(9))
+    assert calls == [1]
+    monkeypatch.setattr(sample, "_SHARED_MIN", 10**9)  # the step-by-step path
+    slow = generate(model, TOK, plan, 3, gen(9))
+    assert [g.ids for g in fast] == [g.ids for g in slow]
+    for a, b in zip(fast, slow):
+        assert a.nll_nats == pytest.approx(b.nll_nats, rel=1e-4)

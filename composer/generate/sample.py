@@ -1,13 +1,11 @@
 """Constrained, stateful, batched sampling from a MelodyLSTM; no file I/O.
 
-The LSTM state is carried and one token per sequence is fed per step through the
-model's fused-gate ``step``. Each draw is a Gumbel-max over ``logits / T`` with the
-grammar's mask (``composer.tokens.grammar``) applied, so every sequence stays well-formed at
-any temperature. Sequences that finish a span early keep their state frozen while
-the rest of the batch goes on. A model that reads copy hints gets them from one
-``composer.model.hints.Matcher`` per sequence, fed every token the model is fed. The
-log-likelihood of every token taken (model at temperature 1, no mask) is accumulated
-for ranking variations by bits per note.
+The LSTM state is carried and one token per sequence is fed per step through the model's
+fused-gate ``step`` (a long span shared by all rows, a prime, in one forward pass). Each
+draw is a Gumbel-max over ``logits / T`` under the grammar's mask, so every sequence stays
+well-formed at any temperature; rows that finish a span early keep their state frozen. A
+model that reads copy hints gets them from one ``Matcher`` per sequence. The likelihood of
+every token taken (temperature 1, no mask) is summed for ranking by bits per note.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from composer.generate.draw import Generated, SamplingConfig, gumbel_draw
 from composer.generate.structure import Follower
 from composer.model.hints import Matcher
 from composer.model.network import MelodyLSTM
+from composer.model.scoring import run_span
 from composer.music.keys import Key
 from composer.music.meter import MAX_BAR_STEPS, TimeSignature
 from composer.tokens.grammar import Grammar, Grammar1, make_grammar, tables_for
@@ -29,6 +28,7 @@ from composer.tokens.tokenizer import PITCH, Tokenizer
 
 _NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
 _FLUSH = 128  # steps of logits kept before their log-likelihoods are summed
+_SHARED_MIN = 64  # tokens from which a span fed to every row goes through one forward pass
 
 
 class Sampler:
@@ -51,9 +51,7 @@ class Sampler:
         # or an int when B == 1. _hist holds the logits that predicted the steps from _hist_from on.
         self._toks: list[tuple[np.ndarray | int, np.ndarray | None]] = []
         self._hist: list[torch.Tensor] = []
-        self._hist_from = 0
-        self._nll = torch.zeros(batch, dtype=torch.float64)
-        self._blocked_t: torch.Tensor | None = None
+        self._hist_from, self._nll, self._blocked_t = 0, torch.zeros(batch, dtype=torch.float64), None
         self._matchers = [Matcher(self.vocab) for _ in range(batch)] if model.cfg.copy_hints else None
         self._hint = np.zeros(batch, dtype=np.int64)
 
@@ -109,7 +107,9 @@ class Sampler:
 
     def _matrix(self, steps) -> tuple[np.ndarray, np.ndarray]:
         """(tokens (S, B), took (S, B) bool) of recorded steps."""
-        toks = np.array([t for t, _ in steps], dtype=np.int64).reshape(len(steps), self.batch)
+        toks = np.empty((len(steps), self.batch), dtype=np.int64)
+        for i, (t, _) in enumerate(steps):
+            toks[i] = t  # a (B,) array, or one id for every row
         took = np.ones(toks.shape, dtype=bool)
         for i, (_, m) in enumerate(steps):
             if m is not None:
@@ -172,6 +172,8 @@ class Sampler:
         for row, s in enumerate(seqs):
             pad[row, : len(s)] = s
         g.set_span(g.bars + (pad == self.tables.bar).sum(1) + more_bars, final=True)
+        if width >= _SHARED_MIN and (pad == pad[0]).all() and self._same_history():
+            return self._feed_shared(pad[0].tolist(), g)
         for i in range(width):
             act = i < lens
             act_or_none = None if act.all() else act
@@ -182,6 +184,34 @@ class Sampler:
                 raise TokenizerError(f"token {self.vocab.tokens[tok_np[row]]} at position {i} of sequence {row} breaks the grammar")
             g.advance(tok_np, act_or_none)
             self._take(torch.from_numpy(tok_np), tok_np, act_or_none, act_or_none)
+
+    def _same_history(self) -> bool:
+        """Every row has taken the same tokens so far (a prime after a forced header)."""
+        return all(m is None and (isinstance(t, int) or (t == t[0]).all()) for t, m in self._toks)
+
+    @torch.no_grad()
+    def _feed_shared(self, seq: list[int], g) -> None:
+        """The same tokens for every row in one forward pass of the model (a long prime: one
+        call instead of a step per token); the grammar still checks each token."""
+        tok_np = np.empty(self.batch, dtype=np.int64)
+        for i, t in enumerate(seq):
+            tok_np.fill(t)
+            if not g.allows(tok_np)[0]:
+                raise TokenizerError(f"token {self.vocab.tokens[t]} at position {i} breaks the grammar")
+            g.advance(tok_np, None)
+        self._flush()
+        hint = None
+        if self._matchers is not None:
+            m0 = self._matchers[0]
+            hint = [m0.push(t) for t in seq]
+            self._matchers = [m0] + [m0.copy() for _ in range(self.batch - 1)]
+        logits, state = run_span(self.model, seq, tuple(s[:, :1].contiguous() for s in self.state), hint)
+        logits = torch.cat([self.logits[:1], logits])  # (T + 1, V): row t predicts seq[t]
+        self._nll -= torch.log_softmax(logits[:-1].float(), -1).gather(1, torch.tensor(seq)[:, None]).double().sum()
+        self.logits = logits[-1:].expand(self.batch, -1).contiguous()
+        self.state = tuple(s.expand(-1, self.batch, -1).contiguous() for s in state)
+        self._toks.extend((t, None) for t in seq)
+        self._hist_from = len(self._toks)
 
     def sample_bars(self, n: int, final: bool = True, plans: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
         """Sample ``n`` new bars for every sequence (each starts with a forced ``Bar``); with
@@ -289,16 +319,12 @@ class Sampler:
     def _rows(self, first: int = 0) -> list[list[int]]:
         """Tokens taken by each sequence from step ``first`` on."""
         steps = self._toks[first:]
-        if not steps:
-            return [[] for _ in range(self.batch)]
-        toks, took = self._matrix(steps)
+        toks, took = self._matrix(steps) if steps else (np.zeros((0, self.batch), np.int64), np.zeros((0, self.batch), bool))
         return [toks[took[:, r], r].tolist() for r in range(self.batch)]
 
     def results(self) -> list[Generated]:
         """Every sequence so far with its negative log-likelihood and note count."""
         self._flush()
-        out = []
-        for row, ids in enumerate(self._rows()):
-            notes = int(np.count_nonzero(self.vocab.kinds[np.asarray(ids)] == PITCH))
-            out.append(Generated(tuple(ids), float(self._nll[row]), notes))
-        return out
+        kinds = self.vocab.kinds
+        return [Generated(tuple(ids), float(self._nll[row]), int(np.count_nonzero(kinds[np.asarray(ids)] == PITCH)))
+                for row, ids in enumerate(self._rows())]

@@ -48,6 +48,14 @@ class Matcher:
         self.trans: dict[int, int] = {}  # state * size + token -> next state
         self.last = 0
 
+    def copy(self) -> Matcher:
+        """An independent matcher in the same state (rows that share a prime)."""
+        other = Matcher.__new__(Matcher)
+        for name in ("seq", "length", "link", "first", "head", "edge_tok", "edge_next"):
+            setattr(other, name, array("l", getattr(self, name)))
+        other.trans, other.last, other.size, other.none = dict(self.trans), self.last, self.size, self.none
+        return other
+
     def push(self, tok: int) -> int:
         """Append ``tok``; returns the hint for the token after it."""
         i = len(self.seq)

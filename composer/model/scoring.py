@@ -99,3 +99,16 @@ def sequence_nlls(model, tokenizer: Tokenizer, seqs: Sequence[np.ndarray], devic
     """Summed NLL in nats of each sequence's tokens after the first, in input order."""
     return [float(t.sum()) for t in token_nlls(model, tokenizer, seqs, device, batch_size, chunk)]
 
+
+@torch.no_grad()
+def run_span(model, ids: Sequence[int], state, hints: Sequence[int] | None = None, chunk: int = 2048):
+    """Feed one sequence's tokens from ``state`` in forward passes of ``chunk`` tokens:
+    (logits (T, V), new state); ``hints`` (T,) for a model that reads copy hints."""
+    x = torch.tensor(list(ids), dtype=torch.long)[None]  # (1, T)
+    h = torch.tensor(list(hints), dtype=torch.long)[None] if hints is not None else None
+    parts = []
+    for a in range(0, x.shape[1], chunk):
+        out, state = model(x[:, a:a + chunk], state, hints=None if h is None else h[:, a:a + chunk])
+        parts.append(out[0])
+    return torch.cat(parts), state
+
