@@ -396,3 +396,19 @@ def test_evaluate_json_has_no_nan():
 
     text = _json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf")}})
     assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": None}}
+
+
+def test_requests_past_the_memory_budget_are_refused_up_front(tmp_path):
+    """Sampling memory grows with bars x num (~35 KB a melody-bar): a request past the budget is
+    refused in one line before any work, naming how many it may ask for; a prime's bars count."""
+    from click.testing import CliRunner
+
+    from composer.cli import main
+    from composer.errors import RequestError
+    from composer.generate.request import MAX_MELODY_BARS, GenerateRequest
+
+    assert GenerateRequest(bars=512, num=MAX_MELODY_BARS // 512).num == 32
+    with pytest.raises(RequestError, match="num 32 at most for 512 bars"):
+        GenerateRequest(bars=512, num=128)
+    r = CliRunner().invoke(main, ["generate", "--bars", "512", "--num", "128", "--outdir", str(tmp_path)])
+    assert r.exit_code == 2 and "melody-bars" in r.output and not list(tmp_path.iterdir())

@@ -12,7 +12,7 @@ import click
 
 from composer.cli._common import ComposerCommand
 from composer.errors import ComposerError
-from composer.generate.request import MAX_SEED
+from composer.generate.request import MAX_MELODY_BARS, MAX_SEED
 
 MAX_SAMPLES = 4096  # --samples
 BATCH = 256  # melodies per generation batch; batch i is seeded --seed + i
@@ -100,8 +100,8 @@ def _free_stem(folder: Path, stem: str) -> str:
 
 def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
     """``n`` melodies as ``compose generate`` writes them for this form ('' = its default), through
-    the one generation path, at most 256 per batch (batch i seeded ``seed + i``); the --max-copy
-    guard is off, so originality measures the model itself."""
+    the one generation path, at most 256 per batch and within one request's memory budget (batch
+    i seeded ``seed + i``); the --max-copy guard is off, so originality measures the model itself."""
     import copy
     from dataclasses import replace
 
@@ -110,8 +110,9 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
     if next(bundle.model.parameters()).device.type != "cpu":
         bundle = replace(bundle, model=copy.deepcopy(bundle.model).cpu())  # the sampler steps on CPU
     composer, out = Composer(bundle), []
-    for i, start in enumerate(range(0, n, BATCH)):
-        rows = min(BATCH, n - start)
+    size = max(1, min(BATCH, MAX_MELODY_BARS // bars))
+    for i, start in enumerate(range(0, n, size)):
+        rows = min(size, n - start)
         out += [r.melody for r in composer.generate(bars=bars, num=rows, seed=seed + i, form=form, max_copy=0)]
     return out
 
@@ -131,8 +132,8 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
 @click.option("--bars", type=click.IntRange(1, 256), default=16, show_default=True, help="Bars per generated melody.")
 @click.option("--form", default="AABB", show_default=True, help="Also generate with this form, and with the structure mode generate does not use by default (free or corpus plans), to compare bar repetition ('' to skip both).")
 @click.option("--max-copy", type=click.IntRange(1), default=12, show_default=True, help="Runs longer than this count as copies.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED - MAX_SAMPLES // BATCH + 1), default=0, show_default=True,
-              help=f"Seed of the first batch of --samples (batch i of {BATCH} melodies: seed + i).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED - MAX_SAMPLES + 1), default=0, show_default=True,
+              help=f"Seed of the first batch of --samples (batch i of up to {BATCH} melodies: seed + i).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs/evaluate"),
               show_default=True, help="Folder for the statistics JSON and PNG.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps", "auto"]), default="cpu", show_default=True, help="Where to score.")

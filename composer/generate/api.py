@@ -20,7 +20,8 @@ from typing import Callable, Iterator
 
 from composer import __version__
 from composer.errors import ComposerError, RequestError
-from composer.generate.request import MAX_PIECE_BARS, GenerateRequest, check_range_in_key, keys_for_range
+from composer.generate.request import (MAX_PIECE_BARS, GenerateRequest, check_range_in_key, check_size,
+                                       keys_for_range)
 from composer.generate.seeds import seeded_generator
 from composer.model.bundle import ModelBundle, load_bundle
 from composer.music.keys import Key
@@ -194,6 +195,7 @@ class Composer:
                                "leave the time signature out or give a prime in that meter")
         if prime.n_bars + req.bars > MAX_PIECE_BARS:
             raise RequestError(f"the prime has {prime.n_bars} bars: too long to continue (at most {MAX_PIECE_BARS} in all)")
+        check_size(prime.n_bars + req.bars, req.num)
         key = key or prime.key
         if req.pitch_range is not None:
             check_range_in_key(req.pitch_range, key)

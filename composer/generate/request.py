@@ -17,6 +17,10 @@ from composer.music.meter import TimeSignature
 MAX_BARS = 512  # new bars per melody
 MAX_NUM = 1024  # melodies per request
 MAX_PIECE_BARS = 4096  # a prime and its new bars together (the MIDI reader's limit too)
+# Melody-bars in one request (bars, with a prime's, x num): sampling holds every row's history
+# and copy-hint automaton, measured at ~35 KB a melody-bar with the shipped model (64 bars x 128:
+# +270 MB), so this keeps a request under ~0.8 GB in all: 512 bars x 32, 128 x 128, 16 x 1024.
+MAX_MELODY_BARS = 16_384
 MAX_SEED = 2**63 - 1  # seeds 0..MAX_SEED each give their own melodies (composer.generate.seeds)
 MIN_TEMPERATURE = 1e-6  # lower temperatures sample at this one: greedy in effect, and 1/T stays finite in float32
 TEMPO_RANGE = (20.0, 400.0)  # quarter notes per minute
@@ -80,6 +84,14 @@ def keys_for_range(pitch_range: tuple[int, int], keys) -> list[Key]:
     fit = {k: min(RANGE_SCALE_NOTES, sum(k.in_scale(p) for p in range(lo, hi + 1))) for k in keys}
     best = max(fit.values(), default=0)
     return [k for k in keys if best and fit[k] == best]
+
+
+def check_size(bars: int, num: int) -> None:
+    """Refuse a request whose melodies (all their bars, a prime's too) would not fit the memory budget."""
+    _check(bars * num <= MAX_MELODY_BARS,
+           f"{num} melodies of {bars} bars are {bars * num:,} melody-bars, more than the {MAX_MELODY_BARS:,} one request "
+           f"may hold in memory (about 35 KB each): ask for fewer at a time (num {max(1, MAX_MELODY_BARS // bars)} "
+           f"at most for {bars} bars)")
 
 
 def parse_key(text: str | Key) -> Key:
@@ -189,6 +201,7 @@ class GenerateRequest:
                    f"bars {bars} must equal {n} sections x {section} bars = {n * section} for form {form}")
             bars = n * section
         _check(1 <= bars <= MAX_BARS, f"bars must be between 1 and {MAX_BARS}, got {bars}")
+        check_size(bars, self.num)
         return bars, section
 
     @classmethod
