@@ -142,3 +142,12 @@ def test_library_errors_map_to_exit_codes(kind, code, last_line) -> None:
         lines = r.output.strip().splitlines()
         assert r.exit_code == code and lines[-1] == last_line and "Traceback" not in r.output, r.output
         assert len(lines) == 1 or (kind == "request" and lines[0].startswith("Usage: "))
+
+
+def test_error_lines_never_carry_terminal_escapes(tmp_path):
+    """A file name with an escape sequence in it is shown with '?' in the one-line error."""
+    from composer.cli import main
+
+    bad = tmp_path / "evil\x1b[31mred.pt"
+    r = CliRunner().invoke(main, ["generate", "-c", str(bad), "--outdir", str(tmp_path)])
+    assert r.exit_code == 1 and "\x1b" not in r.output and "evil?[31mred.pt" in r.output

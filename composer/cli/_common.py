@@ -15,6 +15,7 @@ default. The mapping holds also when the command object is invoked on its own
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, get_args, get_type_hints
@@ -24,11 +25,14 @@ import click
 from composer.errors import ComposerError, RequestError
 
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def one_line(message: object) -> str:
-    """The message on one line: its lines joined with '; '."""
-    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip()) or "failed"
+    """The message on one line: its lines joined with '; ', control characters (a file name's
+    terminal escapes) shown as '?'."""
+    text = "; ".join(line.strip() for line in str(message).splitlines() if line.strip()) or "failed"
+    return _CONTROL.sub("?", text)
 
 
 class CliError(click.ClickException):

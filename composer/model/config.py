@@ -13,6 +13,11 @@ from typing import ClassVar
 from composer.errors import ComposerError, ModelError
 
 
+def _num(x: float | None) -> str:
+    """A bound as people read it: 9223372036854775807, not 9.22337e+18; 0.05 as 0.05."""
+    return str(int(x)) if isinstance(x, int) or (isinstance(x, float) and x.is_integer()) else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Limit:
     """Allowed values of a numeric field: ``lo`` to ``hi`` (None: unbounded), each end open or closed."""
@@ -29,14 +34,15 @@ class Limit:
         return above and below
 
     def describe(self) -> str:
-        """The rule in words: 'positive', 'at least 1', 'in [0, 1)'."""
+        """The rule in words: 'positive', 'at least 1', 'in [0, 1)' (whole bounds written in full)."""
+        lo, hi = _num(self.lo), _num(self.hi)
         if self.hi is None:
             if self.lo == 0:
                 return "positive" if self.lo_open else "at least 0"
-            return f"{'above' if self.lo_open else 'at least'} {self.lo:g}"
+            return f"{'above' if self.lo_open else 'at least'} {lo}"
         if self.lo is None:
-            return f"{'below' if self.hi_open else 'at most'} {self.hi:g}"
-        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+            return f"{'below' if self.hi_open else 'at most'} {hi}"
+        return f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
 
     def check(self, name: str, value: float | None, error: type[ComposerError]) -> None:
         """Raise ``error`` naming the field and the bad value unless it is an allowed number (None passes)."""

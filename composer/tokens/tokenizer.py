@@ -175,8 +175,11 @@ class Tokenizer:
     def from_tokens(cls, tokens, version: object) -> Tokenizer:
         """The tokenizer a checkpoint was trained with; TokenizerError when this composer cannot read it."""
         ours = _default_vocab()
-        if version != TOKENIZER_VERSION or tuple(tokens) != ours.tokens:
+        if version != TOKENIZER_VERSION:
             raise TokenizerError(f"tokenizer version {version} (this composer reads version {TOKENIZER_VERSION})")
+        if tuple(tokens) != ours.tokens:
+            raise TokenizerError(f"a different vocabulary under tokenizer version {version} "
+                                 f"({len(tuple(tokens))} tokens; this composer's has {len(ours.tokens)})")
         return cls(ours)
 
     def encode(self, melody: Melody) -> list[int]:
