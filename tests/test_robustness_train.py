@@ -300,3 +300,12 @@ def test_resume_from_a_best_or_exported_checkpoint_is_one_line(tmp_path, corpus)
         r = compose("train", "--runs-dir", runs, "--name", "r", "--resume", "--epochs", "2")
         assert r.code == 1 and len(r.errors) == 1 and "cannot be resumed" in r.errors[0], r.out
         assert not (runs / ".r.lock").exists()
+
+
+def test_a_crafted_config_with_text_fields_of_the_wrong_type_is_one_error():
+    from composer.errors import TrainingError
+    from composer.train.config import TrainConfig
+
+    for bad in ({"device": 5}, {"data": ["x"]}):
+        with pytest.raises(TrainingError, match="must be text"):
+            TrainConfig.from_dict(bad)

@@ -68,6 +68,9 @@ class TrainConfig:
         check_limits(self, TrainingError)
         if self.max_minutes == 0:
             object.__setattr__(self, "max_minutes", None)  # 0 = no budget, stored as None
+        for name in ("data", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise TrainingError(f"{name} must be text, got {getattr(self, name)!r}")
         if not (self.device in self.DEVICES or self.device.startswith("cuda:")):
             raise TrainingError(f"unknown device {self.device!r}: use {', '.join(self.DEVICES)} or cuda:N")
 
