@@ -15,7 +15,8 @@ BELOW = {
     "generate": {"music", "tokens", "data", "model"},
     "train": {"music", "tokens", "data", "model"},
     "evaluate": {"music", "tokens", "data", "model"},
-    "cli": {"music", "tokens", "data", "model", "generate", "train", "evaluate"},
+    "studio": {"music", "tokens", "data", "model", "generate"},
+    "cli": {"music", "tokens", "data", "model", "generate", "train", "evaluate", "studio"},
 }
 SHARED = {"errors", "files", "__init__"}  # foundations every stage may use
 

@@ -43,7 +43,7 @@ PITCH_RANGE = _Parsed("range", rq.parse_pitch_range)
 LONG_BARS = 64  # extras for melodies longer than this are announced on stderr as they are written
 # The request's keyword names that differ from their option names (a RequestError names the keyword).
 _OPTION_NAMES = {name: f"--{name.replace('_', '-')}" for name in ("section_bars", "vary", "top_k", "top_p", "max_copy",
-                                                                  "pitch_range", "time_signature")}
+                                                                  "pitch_range", "time_signature", "prime_bars")}
 
 
 def _option_names(message: str) -> str:
@@ -100,6 +100,7 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
 @click.option("--program", type=PROGRAM, default="0", show_default=True, help="General MIDI instrument: number 0-127 or a name (flute, violin).")
 @click.option("--pitch-range", type=PITCH_RANGE, help="Hard limit for new notes, LOW-HIGH such as C4-G5 [default: the model's whole range].")
 @click.option("--prime", type=click.Path(dir_okay=False, path_type=Path), help="A MIDI melody to continue: its bars are kept, --bars new ones follow.")
+@click.option("--prime-bars", type=click.IntRange(1, rq.MAX_PIECE_BARS), default=None, help="Keep only the first K bars of --prime.", metavar="K")
 @click.option("--form", default="", help="Sections such as AABB (a repeated letter repeats its section; letters in any case: aabb is AABB); 'free': the model "
               "alone decides what repeats; 'corpus': each melody repeats bars the way a random training tune does "
               "[default: free for models with copy hints, like the shipped one; else corpus].")
@@ -177,7 +178,6 @@ def _extra_fits(melody, suffix: str, mid: Path) -> bool:
 
 def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bool, wav_note) -> None:
     """Write each ranked melody (MIDI, then the extras), printing its path and bits per note."""
-    from composer.files import safe_name
     from composer.music.bars import repeated_bars
 
     written = []
@@ -188,9 +188,7 @@ def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bo
             if out_paths[r.rank - 1] is not None:
                 mid = r.save(out_paths[r.rank - 1], force)
             else:
-                stem = (f"{safe_name(Path(req.prime).stem)}_continued" if req.prime is not None else "melody") + \
-                       f"_{key.replace('#', 'sharp')}_{meter.replace('/', '-')}_{mel.n_bars}bars_seed{r.seed}"
-                stem += f"_{r.rank:02d}" if len(results) > 1 else ""
+                stem = r.file_stem(Path(req.prime).stem if req.prime is not None else None, len(results))
                 mid = _claim(outdir, stem, suffixes, r.save)
             written.append(mid)
             extras = [s for s in suffixes[1:] if _extra_fits(mel, s, mid)]

@@ -53,6 +53,16 @@ class Result:
 
         return melody_to_bytes(self.melody, program=self.program, track_name="Melody", text=self.text)
 
+    def file_stem(self, prime: str | None = None, of: int = 1) -> str:
+        """The name ``compose generate`` gives this result's files (without suffix), such as
+        melody_Dm_6-8_16bars_seed42, tune_continued_..._02 for a prime 'tune' in a batch of ``of``."""
+        from composer.files import safe_name
+
+        meter, key = str(self.melody.time_signature), self.melody.key.name
+        stem = (f"{safe_name(prime)}_continued" if prime is not None else "melody") + \
+            f"_{key.replace('#', 'sharp')}_{meter.replace('/', '-')}_{self.melody.n_bars}bars_seed{self.seed}"
+        return stem + (f"_{self.rank:02d}" if of > 1 else "")
+
     def save(self, path: str | Path, force: bool = False) -> Path:
         """Write the MIDI file atomically; an existing file is only replaced with ``force``."""
         from composer.files import atomic_write
@@ -190,6 +200,10 @@ class Composer:
             from composer.music.midi_io import read_melody
 
             prime = read_melody(prime)
+        if req.prime_bars is not None:
+            if req.prime_bars > prime.n_bars:
+                raise RequestError(f"prime_bars {req.prime_bars} is more than the prime's {prime.n_bars} bars")
+            prime = prime.bars(0, req.prime_bars)
         if meter is not None and prime.time_signature != meter:
             raise RequestError(f"the prime is in {prime.time_signature}, not time signature {meter}: "
                                "leave the time signature out or give a prime in that meter")

@@ -135,10 +135,11 @@ class GenerateRequest:
     section_bars: int | None = None  # bars per section of a lettered form [bars / sections, else 4]
     vary: bool = False  # a repeated section gets a new last bar
     max_copy: int = 12  # resample melodies that copy more notes than this of a training tune (0 = off)
+    prime_bars: int | None = None  # keep only the prime's first bars (1..MAX_PIECE_BARS); None: all of it
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: normalize once)
-        for name in ("bars", "num", "seed", "top_k", "section_bars", "max_copy"):  # numpy ints count as ints
+        for name in ("bars", "num", "seed", "top_k", "section_bars", "max_copy", "prime_bars"):  # numpy ints count as ints
             value = getattr(self, name)
             if isinstance(value, numbers.Integral) and not isinstance(value, bool):
                 put(name, int(value))
@@ -157,6 +158,9 @@ class GenerateRequest:
         _check(self.tempo is None or (isinstance(self.tempo, float) and TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]),
                f"tempo must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g} beats per minute, got {self.tempo}")
         _check(type(self.max_copy) is int and self.max_copy >= 0, f"max_copy must be 0 (off) or positive, got {self.max_copy}")
+        _check(self.prime_bars is None or (type(self.prime_bars) is int and 1 <= self.prime_bars <= MAX_PIECE_BARS),
+               f"prime_bars must be between 1 and {MAX_PIECE_BARS}, got {self.prime_bars}")
+        _check(self.prime_bars is None or self.prime is not None, "prime_bars needs a prime")
         put("program", parse_program(self.program))
         if self.key is not None:
             put("key", parse_key(self.key))

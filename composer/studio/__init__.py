@@ -1,0 +1,1 @@
+"""`compose studio`: a local web page over the one generation path (``create_app``)."""
