@@ -51,6 +51,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NULLABLE = {f.name for f in fields(rq.GenerateRequest) if f.default is None}
 
 
+class TooLarge(RequestError):
+    """An upload over ``MAX_PRIME_BYTES`` (HTTP 413)."""
+
+
 def _fits(kind: str, value: object) -> bool:
     """Whether a JSON value has the type a key takes."""
     if kind == _INT:
@@ -77,13 +81,13 @@ def read_prime(text: str) -> Melody:
 
     data = text.split(",", 1)[1] if text.startswith("data:") else text
     if len(data) > MAX_PRIME_BYTES * 4 // 3 + 4:
-        raise RequestError(f"prime is larger than {MAX_PRIME_BYTES // (1024 * 1024)} MB: upload a shorter MIDI file")
+        raise TooLarge(f"prime is larger than {MAX_PRIME_BYTES // (1024 * 1024)} MB: upload a shorter MIDI file")
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError("prime is not base64: send the MIDI file's bytes in base64") from None
     if len(raw) > MAX_PRIME_BYTES:
-        raise RequestError(f"prime is larger than {MAX_PRIME_BYTES // (1024 * 1024)} MB: upload a shorter MIDI file")
+        raise TooLarge(f"prime is larger than {MAX_PRIME_BYTES // (1024 * 1024)} MB: upload a shorter MIDI file")
     with tempfile.TemporaryDirectory(prefix="composer-prime-") as folder:
         path = Path(folder) / "prime.mid"
         path.write_bytes(raw)
@@ -207,6 +211,8 @@ def create_app(composer: Composer) -> Starlette:
             return _error(400, f"the body is not valid JSON: {e}")
         try:
             return await run_in_threadpool(run, body)
+        except TooLarge as e:
+            return _error(413, e)
         except ComposerError as e:  # a bad value, or a prime that cannot be read: the client's to fix
             return _error(400, e)
         except Exception as e:  # noqa: BLE001 (the page gets one line, not a traceback)
