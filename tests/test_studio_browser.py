@@ -179,3 +179,34 @@ def test_keep_bars_regenerates_the_rest_and_bad_values_show_one_line(studio):
     driver.find_element(By.ID, "generate").click()
     WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "error").text)
     assert "banana" in driver.find_element(By.ID, "error").text and "\n" not in driver.find_element(By.ID, "error").text
+
+
+def test_play_moves_the_playhead_and_an_uploaded_prime_is_continued(studio, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, url = studio
+    generate_in_page(driver, url)
+    head_x = lambda: float(driver.find_element(By.ID, "playhead").get_attribute("x1"))  # noqa: E731
+    start = head_x()
+    driver.find_element(By.ID, "play").click()
+    WebDriverWait(driver, 10).until(lambda d: head_x() > start + 5)
+    assert driver.find_element(By.ID, "play").text.endswith("Stop")
+    driver.find_element(By.ID, "play").click()
+    assert driver.find_element(By.ID, "play").text.endswith("Play")
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0))
+    inst = pretty_midi.Instrument(0, name="Melody")
+    inst.notes = [pretty_midi.Note(90, p, i * 0.5, i * 0.5 + 0.5) for i, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62] * 2)]
+    pm.instruments.append(inst)
+    prime = tmp_path / "mine.mid"
+    pm.write(str(prime))
+    driver.execute_script("document.getElementById('bars').value = 4;")
+    driver.find_element(By.ID, "upload").send_keys(str(prime))
+    WebDriverWait(driver, 60).until(lambda d: "kept" in d.find_element(By.ID, "info").text or d.find_element(By.ID, "error").text)
+    assert driver.find_element(By.ID, "error").text == ""
+    assert "8 bars (bars 1–4 kept)" in driver.find_element(By.ID, "info").text
+    _, data = download_link_bytes(driver)
+    notes = pretty_midi.PrettyMIDI(io.BytesIO(data)).instruments[0].notes
+    assert [n.pitch for n in notes[:16]] == [60, 62, 64, 65, 67, 65, 64, 62] * 2

@@ -203,6 +203,7 @@ function play() {
   const Ctx = window.AudioContext || window.webkitAudioContext;
   if (!Ctx) { showError("this browser has no Web Audio"); return; }
   const ctx = new Ctx();
+  ctx.resume();  // started by a click, so browsers allow the sound
   const master = ctx.createGain();
   master.gain.value = 0.18;
   master.connect(ctx.destination);
@@ -297,11 +298,13 @@ async function fetchMelody(body) {
     bars: Number(h("X-Bars")), tempo: Number(h("X-Tempo")), rank: Number(h("X-Rank") || 1), num: Number(h("X-Num") || 1)};
   const name = filenameOf(response, `melody_seed${headers.seed}.mid`);
   const url = URL.createObjectURL(new Blob([bytes], {type: "audio/midi"}));
-  return {rank: headers.rank, midi: parseMidi(bytes), bytes, url, name, headers};
+  const midi = parseMidi(bytes);
+  if (headers.bars > 0) midi.bars = headers.bars;  // the server's count, not the file's last event
+  return {rank: headers.rank, midi, bytes, url, name, headers};
 }
 
 /** Generate `body`; with num > 1 fetch every rank of the same batch (same seed) and list them. */
-async function generate(body, kept = 0) {
+async function generate(body) {
   if (state.busy) return;
   stop();
   showError("");
@@ -310,7 +313,8 @@ async function generate(body, kept = 0) {
     const first = await fetchMelody({...body, rank: 1});
     for (const v of state.variations) URL.revokeObjectURL(v.url);
     state.variations = [first];
-    state.keptBars = kept;
+    // a prime's bars: all the melody's but the new ones
+    state.keptBars = body.prime ? Math.max(0, first.headers.bars - (body.bars ?? defaultBars())) : 0;
     show(first);
     renderVariations(first.headers.num);
     const num = first.headers.num;
@@ -340,6 +344,11 @@ function describe(v) {
   const h = v.headers;
   const kept = state.keptBars ? ` (bars 1–${state.keptBars} kept)` : "";
   return `${h.key} · ${h.meter} · ${v.midi.bars} bars${kept} · ♩ = ${Math.round(h.tempo || v.midi.bpm)} · seed ${h.seed} · ${fmtBits(h.bits)} bits/note`;
+}
+
+function defaultBars() {
+  const o = state.options || {};
+  return (o.defaults && o.defaults.bars) || (o.limits && o.limits.DEFAULT_BARS) || 16;
 }
 
 function fmtBits(bits) { return Number.isFinite(bits) ? bits.toFixed(2) : "–"; }
@@ -400,7 +409,7 @@ function regenerateRest() {
   if (!v) return;
   const k = Number($("keep").value), total = v.midi.bars;
   if (!(Number.isInteger(k) && k >= 1 && k < total)) { showError(`keep bars 1 to ${total - 1} of this ${total}-bar melody, got ${$("keep").value}`); return; }
-  generate(primeRequest(v.bytes, {prime_bars: k, bars: total - k}), k);
+  generate(primeRequest(v.bytes, {prime_bars: k, bars: total - k}));
 }
 
 function uploadPrime(file) {
@@ -408,9 +417,8 @@ function uploadPrime(file) {
   if (file.size > MAX_PRIME_BYTES) { showError(`${file.name} is ${(file.size / 1048576).toFixed(1)} MB; a prime may be up to 2 MB`); return; }
   const reader = new FileReader();
   reader.onload = () => {
-    let bars = 0;
-    try { bars = parseMidi(reader.result).bars; } catch (e) { showError(`${file.name}: ${e.message}`); return; }
-    generate(primeRequest(reader.result, {}), bars);
+    try { parseMidi(reader.result); } catch (e) { showError(`${file.name}: ${e.message}`); return; }
+    generate(primeRequest(reader.result, {}));
   };
   reader.onerror = () => showError(`could not read ${file.name}`);
   reader.readAsArrayBuffer(file);
