@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SUITES = ["bench_tokenizer", "bench_train", "bench_generate"]
+SUITES = ["bench_tokenizer", "bench_train", "bench_generate", "bench_studio"]
 
 
 def _versions() -> str:
