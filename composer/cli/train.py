@@ -13,14 +13,15 @@ import click
 
 from composer.cli._common import ComposerCommand, option_range
 from composer.errors import ComposerError, OutputError
-from composer.train.config import TrainConfig  # plain dataclass: no torch import
+from composer.model.config import ModelConfig  # plain dataclasses: no torch import
+from composer.train.config import TrainConfig
 
 _D = TrainConfig()  # defaults and ranges live in TrainConfig
 
 DEFAULT_RUNS = "outputs/runs"
 # Options that keep the run's stored value on --resume unless they are in RESUME_OVERRIDES.
 _MODEL_OPTS = ("data", "batch_size", "seq_len", "lr", "layers", "hidden", "embed", "dropout", "tie",
-               "val_fraction", "seed", "augment", "max_transpose")
+               "cell", "val_fraction", "seed", "augment", "max_transpose")
 
 
 class _Line:
@@ -195,8 +196,10 @@ def _opt(name: str, help: str, **kw):
 @_opt("batch_size", "Windows per step (per process).")
 @_opt("seq_len", "Tokens per window.")
 @_opt("lr", "Peak learning rate (AdamW).")
-@_opt("layers", "Stacked LSTM layers.")
-@_opt("hidden", "LSTM hidden size.")
+@_opt("cell", "Recurrent cell: lstm (gated memory), gru (two gates) or rnn (plain tanh; forgets soonest).",
+      type=click.Choice(ModelConfig.CELLS))
+@_opt("layers", "Stacked recurrent layers.")
+@_opt("hidden", "Recurrent state width per layer.")
 @_opt("embed", "Token embedding size.")
 @_opt("dropout", "Dropout on the embedding, between layers and before the output layer.")
 @_opt("tie", "Share embedding and output weights.")
@@ -214,7 +217,7 @@ def _opt(name: str, help: str, **kw):
 @click.option("--export", "export_to", type=click.Path(), callback=check_path, help="Write an fp16 copy of run --name's best.pt to this path and exit.")
 @click.pass_context
 def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts) -> None:
-    """Train a melody LSTM on a folder of MIDI files.
+    """Train a melody LSTM (or GRU, or plain RNN: --cell) on a folder of MIDI files.
 
     \b
     compose train                               default corpus, ~12 minutes on a CPU

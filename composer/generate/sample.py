@@ -1,11 +1,12 @@
 """Constrained, stateful, batched sampling from a MelodyLSTM; no file I/O.
 
-The LSTM state is carried and one token per sequence is fed per step through the model's
-fused-gate ``step`` (a long span shared by all rows, a prime, in one forward pass). Each
-draw is a Gumbel-max over ``logits / T`` under the grammar's mask, so every sequence stays
-well-formed at any temperature; rows that finish a span early keep their state frozen. A
-model that reads copy hints gets them from one ``Matcher`` per sequence. The likelihood of
-every token taken (temperature 1, no mask) is summed for ranking by bits per note.
+The network's state (an LSTM's (h, c), a GRU's or RNN's (h,)) is carried and one token per
+sequence is fed per step through the model's fused-gate ``step`` (a long span shared by all
+rows, a prime, in one forward pass). Each draw is a Gumbel-max over ``logits / T`` under the
+grammar's mask, so every sequence stays well-formed at any temperature; rows that finish a
+span early keep their state frozen. A model that reads copy hints gets them from one
+``Matcher`` per sequence. The likelihood of every token taken (temperature 1, no mask) is
+summed for ranking by bits per note.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from composer.errors import ComposerError, TokenizerError
 from composer.generate.draw import Generated, SamplingConfig, gumbel_draw
 from composer.generate.structure import Follower
 from composer.model.hints import Matcher
-from composer.model.network import MelodyLSTM
+from composer.model.network import MelodyLSTM, expand_state, put_state, select_state
 from composer.model.scoring import run_span
 from composer.music.keys import Key
 from composer.music.meter import MAX_BAR_STEPS, TimeSignature
@@ -95,10 +96,9 @@ class Sampler:
         # Only the rows still going are stepped (the batch's tail costs what its live rows cost).
         rows = np.flatnonzero(keep)
         idx = torch.from_numpy(rows)
-        h, c = self.state
-        logits, (h1, c1) = self._step(tok.index_select(0, idx), tok_np, (h.index_select(1, idx), c.index_select(1, idx)), rows)
+        logits, part = self._step(tok.index_select(0, idx), tok_np, select_state(self.state, idx), rows)
         self.logits = self.logits.index_copy(0, idx, logits)
-        self.state = (h.index_copy(1, idx, h1), c.index_copy(1, idx, c1))
+        self.state = put_state(self.state, idx, part)
 
     def _record(self, tok: np.ndarray | int, took: np.ndarray | None) -> None:
         """Note a step taken from the current logits."""
@@ -209,7 +209,7 @@ class Sampler:
         logits = torch.cat([self.logits[:1], logits])  # (T + 1, V): row t predicts seq[t]
         self._nll -= torch.log_softmax(logits[:-1].float(), -1).gather(1, torch.tensor(seq)[:, None]).double().sum()
         self.logits = logits[-1:].expand(self.batch, -1).contiguous()
-        self.state = tuple(s.expand(-1, self.batch, -1).contiguous() for s in state)
+        self.state = expand_state(state, self.batch)
         self._toks.extend((t, None) for t in seq)
         self._hist_from = len(self._toks)
 

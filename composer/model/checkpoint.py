@@ -156,7 +156,8 @@ def parameters_needed(cfg: ModelConfig) -> int:
     from composer.model.hints import BUCKETS
 
     v, e, h, n = cfg.vocab_size, cfg.embed_size, cfg.hidden_size, cfg.num_layers
-    lstm = sum(4 * h * ((e if k == 0 else h) + h) + 8 * h for k in range(n))  # input and hidden matrices, two biases
+    g = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell]  # gates per layer
+    lstm = sum(g * h * ((e if k == 0 else h) + h) + 2 * g * h for k in range(n))  # input and hidden matrices, two biases
     hints = (v + BUCKETS) * e if cfg.copy_hints else 0
     out_width = e if cfg.tie_weights else h
     proj = h * e + e if cfg.tie_weights and h != e else 0

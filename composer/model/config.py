@@ -77,13 +77,16 @@ class ModelConfig:
     # takes its model fields from here).
     vocab_size: int = 368  # number of token ids (from the tokenizer's Vocab)
     embed_size: int = 128  # token embedding width
-    hidden_size: int = 256  # LSTM state width per layer
-    num_layers: int = 2  # stacked LSTM layers
+    hidden_size: int = 256  # recurrent state width per layer
+    num_layers: int = 2  # stacked recurrent layers
     dropout: float = 0.1  # between LSTM layers, on the embedding and before the output layer (a short run underfits)
     tie_weights: bool = True  # share the embedding and output matrices (a projection bridges sizes)
     # Also read a copy hint per step (composer.model.hints): the melody's own longest earlier
     # match. Tunes repeat whole parts, and a plain LSTM's memory fades after a few bars.
     copy_hints: bool = True
+    # The recurrent cell (CELLS): "lstm" gates what it keeps; "gru" merges its gates into two;
+    # "rnn" is the plain tanh cell whose memory fades fastest (the lesson `compose lab` measures).
+    cell: str = "lstm"
 
     # Generous but sane: a checkpoint's config is checked against these before anything is built,
     # so a crafted one cannot make the loader allocate or loop without end. Token ids are int16 in
@@ -93,6 +96,7 @@ class ModelConfig:
                                           "dropout": FRACTION}
     _INTS: ClassVar[tuple[str, ...]] = ("vocab_size", "embed_size", "hidden_size", "num_layers")
     _FLAGS: ClassVar[tuple[str, ...]] = ("tie_weights", "copy_hints")
+    CELLS: ClassVar[tuple[str, ...]] = ("lstm", "gru", "rnn")  # a Choice: the CLI's click.Choice reads it
 
     def __post_init__(self) -> None:
         for name in self._INTS:
@@ -102,6 +106,8 @@ class ModelConfig:
         for name in self._FLAGS:
             if not isinstance(getattr(self, name), bool):
                 raise ModelError(f"{name.replace('_', ' ')} must be true or false, got {_shown(getattr(self, name))}")
+        if self.cell not in self.CELLS:
+            raise ModelError(f"cell must be one of {', '.join(self.CELLS)}, got {_shown(self.cell)}")
         check_limits(self, ModelError)
 
     def to_dict(self) -> dict:
@@ -109,9 +115,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        """From a checkpoint's ``model_config``; one written before copy hints existed has none."""
+        """From a checkpoint's ``model_config``; one written before copy hints existed has none,
+        one written before the cell option is an LSTM."""
         if not isinstance(d, dict):
             raise ModelError(f"the model config is a {type(d).__name__}, not a table of sizes")
         names = {f.name for f in fields(cls)}
-        d = {"copy_hints": False, **d}
+        d = {"copy_hints": False, "cell": "lstm", **d}
         return cls(**{k: v for k, v in d.items() if k in names})

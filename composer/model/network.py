@@ -1,15 +1,19 @@
-"""The melody model: Embedding -> stacked fused nn.LSTM with dropout -> Linear.
+"""The melody model: Embedding -> stacked fused nn.LSTM (or nn.GRU, or tanh nn.RNN:
+``ModelConfig.cell``) with dropout -> Linear.
 
 With ``copy_hints`` each step's input also adds the embeddings of a copy hint
 (``composer.model.hints``: the token the melody's own longest earlier match predicts, and
-the match's length bucket); the LSTM learns when to follow it.
+the match's length bucket); the network learns when to follow it.
 
 Knows nothing about files or the command line. ``forward`` runs whole sequences
 through the fused (cuDNN/oneDNN) kernel for training; ``step`` advances one token
 for sampling with the same weights, as one ``addmm`` per layer over the
 concatenated input and hidden weights (layer 0 looks its input gates up in a
-per-token table), which is several times faster than calling ``nn.LSTM`` on a
-length-1 sequence on a CPU.
+per-token table; a GRU keeps its hidden weights apart, two ``addmm``), which is several
+times faster than calling the module on a length-1 sequence on a CPU.
+
+A state is always a tuple of (L, B, H) tensors: (h, c) for an LSTM, (h,) for a GRU or an
+RNN, so callers slice, copy and expand every cell's state alike (``select_state`` ...).
 """
 
 from __future__ import annotations
@@ -21,7 +25,23 @@ from composer.errors import ModelError
 from composer.model.config import ModelConfig
 from composer.model.hints import BUCKETS, split_hints
 
-State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (L, B, H)
+State = tuple[torch.Tensor, ...]  # (h, c) for an LSTM, (h,) for a GRU or RNN; each (L, B, H)
+_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+def select_state(state: State, idx: torch.Tensor) -> State:
+    """The state of the sequences ``idx`` (B',) of a batch."""
+    return tuple(s.index_select(1, idx) for s in state)
+
+
+def put_state(state: State, idx: torch.Tensor, part: State) -> State:
+    """``state`` with the sequences ``idx`` replaced by ``part`` (a new tuple; ``state`` is kept)."""
+    return tuple(s.index_copy(1, idx, p) for s, p in zip(state, part))
+
+
+def expand_state(state: State, n: int) -> State:
+    """A batch-1 state copied to ``n`` sequences."""
+    return tuple(s.expand(-1, n, -1).contiguous() for s in state)
 
 
 class MelodyLSTM(nn.Module):
@@ -33,9 +53,11 @@ class MelodyLSTM(nn.Module):
             self.hint_token = nn.Embedding(cfg.vocab_size, cfg.embed_size)
             self.hint_length = nn.Embedding(BUCKETS, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
-        self.lstm = nn.LSTM(
+        # Named ``lstm`` for every cell: the checkpoints' weight names (lstm.weight_ih_l0 ...).
+        kw = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
+        self.lstm = _MODULES[cfg.cell](
             cfg.embed_size, cfg.hidden_size, cfg.num_layers,
-            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, batch_first=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0, batch_first=True, **kw,
         )
         # Tying needs the output input width to equal the embedding width.
         self.proj = nn.Linear(cfg.hidden_size, cfg.embed_size) if cfg.tie_weights and cfg.hidden_size != cfg.embed_size else None
@@ -52,7 +74,11 @@ class MelodyLSTM(nn.Module):
         if self.cfg.copy_hints:
             x = x + self._hint_embed(self._need(hints))
         x = self.drop(x)
-        y, state = self.lstm(x, state)  # (B, T, H)
+        if self.cfg.cell == "lstm":
+            y, state = self.lstm(x, state)  # (B, T, H)
+        else:
+            y, h = self.lstm(x, None if state is None else state[0])
+            state = (h,)
         return self._logits(self.drop(y)), state
 
     def _need(self, hints: torch.Tensor | None) -> torch.Tensor:
@@ -73,29 +99,35 @@ class MelodyLSTM(nn.Module):
         p = next(self.parameters())
         shape = (self.cfg.num_layers, batch, self.cfg.hidden_size)
         z = torch.zeros(shape, device=device or p.device, dtype=dtype or p.dtype)
-        return z, z.clone()
+        return (z, z.clone()) if self.cfg.cell == "lstm" else (z,)
 
-    def fused_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer, cached for eval: layer 0 as (T (V, 4H), W_hh^T (H, 4H)) where T holds each
+    def fused_weights(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer, cached for eval: layer 0 as (T (V, GH), W_hh^T (H, GH)) where T holds each
         token's input gates ``embed @ W_ih^T + b`` (a row lookup replaces a third of the layer's
-        multiply); every other layer as (W (H + H, 4H) = [W_ih; W_hh]^T, b = b_ih + b_hh).
+        multiply); every other layer as (W (H + H, GH) = [W_ih; W_hh]^T, b = b_ih + b_hh); G is
+        4 gates for an LSTM, 1 for an RNN. A GRU's b_hn sits inside r * (W_hn h + b_hn), so its
+        layers keep the hidden side apart: (T, W_hh^T, b_hh) and (W_ih^T, b_ih, W_hh^T, b_hh).
         With copy hints a last entry holds one table more: each hint's (bucket * V + token) input
         gates (a few MB; one row lookup per step instead of five small ops)."""
         if self._fused is None or self.training:
-            out = []
+            out: list[tuple[torch.Tensor, ...]] = []
+            gru = self.cfg.cell == "gru"
             for k in range(self.cfg.num_layers):
                 w_ih = getattr(self.lstm, f"weight_ih_l{k}")
                 w_hh = getattr(self.lstm, f"weight_hh_l{k}")
-                b = getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")
-                if k == 0:
+                b_ih, b_hh = getattr(self.lstm, f"bias_ih_l{k}"), getattr(self.lstm, f"bias_hh_l{k}")
+                b = b_ih if gru else b_ih + b_hh
+                if gru:
+                    hidden = (w_hh.t().contiguous(), b_hh.contiguous())
+                    out.append((torch.addmm(b, self.embed.weight, w_ih.t()), *hidden) if k == 0 else
+                               (w_ih.t().contiguous(), b.contiguous(), *hidden))
+                elif k == 0:
                     out.append((torch.addmm(b, self.embed.weight, w_ih.t()), w_hh.t().contiguous()))
-                    if self.cfg.copy_hints:
-                        both = self.hint_length.weight[:, None, :] + self.hint_token.weight[None, :, :]  # (BUCKETS, V, E)
-                        hint_gates = (both.reshape(-1, both.shape[-1]) @ w_ih.t(),)
                 else:
                     out.append((torch.cat([w_ih, w_hh], dim=1).t().contiguous(), b.contiguous()))
             if self.cfg.copy_hints:
-                out.append(hint_gates)
+                both = self.hint_length.weight[:, None, :] + self.hint_token.weight[None, :, :]  # (BUCKETS, V, E)
+                out.append((both.reshape(-1, both.shape[-1]) @ self.lstm.weight_ih_l0.t(),))
             if self.training:
                 return out
             self._fused = out
@@ -113,12 +145,17 @@ class MelodyLSTM(nn.Module):
     def step(self, ids: torch.Tensor, state: State, hints: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """One token per sequence: ids (B,) -> logits (B, V), new state; ``hints`` (B,) with
         ``copy_hints``. Eval mode only."""
-        h, c = state
-        hs, cs, x = [], [], h[0]  # (x: the layer below's output; layer 0 looks its input up)
-        layers = self.fused_weights()
+        layers, by_hint = self.fused_weights(), None
         if self.cfg.copy_hints:
             layers, (by_hint,) = layers[:-1], layers[-1]
             by_hint = by_hint.index_select(0, self._need(hints))
+        cell_step = {"lstm": self._lstm_step, "gru": self._gru_step, "rnn": self._rnn_step}[self.cfg.cell]
+        x, state = cell_step(ids, state, layers, by_hint)
+        return self._logits(x), state
+
+    def _lstm_step(self, ids, state, layers, by_hint):
+        h, c = state
+        hs, cs, x = [], [], h[0]  # (x: the layer below's output; layer 0 looks its input up)
         for k, (w, b) in enumerate(layers):
             if k == 0:  # w: gate table (V, 4H), b: W_hh^T
                 x0 = w.index_select(0, ids)
@@ -132,7 +169,42 @@ class MelodyLSTM(nn.Module):
             x = torch.sigmoid(o) * torch.tanh(ck)
             hs.append(x)
             cs.append(ck)
-        return self._logits(x), (torch.stack(hs), torch.stack(cs))
+        return x, (torch.stack(hs), torch.stack(cs))
+
+    def _rnn_step(self, ids, state, layers, by_hint):
+        """h' = tanh(W_ih x + b_ih + W_hh h + b_hh) per layer, as the LSTM's fused layout."""
+        (h,) = state
+        hs = []
+        for k, (w, b) in enumerate(layers):
+            if k == 0:  # w: input table (V, H), b: W_hh^T
+                x0 = w.index_select(0, ids)
+                if by_hint is not None:
+                    x0 += by_hint
+                x = torch.tanh(torch.addmm(x0, h[0], b))
+            else:
+                x = torch.tanh(torch.addmm(b, torch.cat([x, h[k]], dim=1), w))
+            hs.append(x)
+        return x, (torch.stack(hs),)
+
+    def _gru_step(self, ids, state, layers, by_hint):
+        """r, z, n gates as nn.GRU: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = n + z (h - n)."""
+        (h,) = state
+        hs = []
+        for k, layer in enumerate(layers):
+            if k == 0:  # (input table (V, 3H), W_hh^T, b_hh)
+                gi = layer[0].index_select(0, ids)
+                if by_hint is not None:
+                    gi += by_hint
+            else:  # (W_ih^T, b_ih, W_hh^T, b_hh)
+                gi = torch.addmm(layer[1], x, layer[0])
+            gh = torch.addmm(layer[-1], h[k], layer[-2])  # (B, 3H)
+            i_r, i_z, i_n = gi.chunk(3, dim=1)
+            h_r, h_z, h_n = gh.chunk(3, dim=1)
+            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            x = n + z * (h[k] - n)
+            hs.append(x)
+        return x, (torch.stack(hs),)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,4 +1,4 @@
-"""Whole-melody likelihood: each melody is read from BOS to EOS with the LSTM state
+"""Whole-melody likelihood: each melody is read from BOS to EOS with the network's state
 carried across the whole piece, in padded batches of similar lengths."""
 
 from __future__ import annotations

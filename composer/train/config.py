@@ -29,6 +29,7 @@ class TrainConfig:
     tie: bool = ModelConfig.tie_weights  # share embedding and output weights: fewer parameters, better on small corpora
     # Feed the LSTM the melody's own longest earlier match (composer.model.hints).
     copy_hints: bool = ModelConfig.copy_hints
+    cell: str = ModelConfig.cell  # the recurrent cell: one of ModelConfig.CELLS (lstm, gru, rnn)
     # Std of the initial token embedding (tied: the output matrix too); 0 keeps MelodyLSTM's 0.05,
     # which feeds the LSTM almost nothing at first: measured val loss 1.58 vs 0.96 nats/token after
     # 200 steps of a 2x256 model with 1.0.
@@ -68,6 +69,8 @@ class TrainConfig:
         check_limits(self, TrainingError)
         if self.max_minutes == 0:
             object.__setattr__(self, "max_minutes", None)  # 0 = no budget, stored as None
+        if self.cell not in ModelConfig.CELLS:
+            raise TrainingError(f"unknown cell {self.cell!r}: use {', '.join(ModelConfig.CELLS)}")
         for name in ("data", "device"):
             if not isinstance(getattr(self, name), str):
                 raise TrainingError(f"{name} must be text, got {getattr(self, name)!r}")
@@ -77,7 +80,7 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, embed_size=self.embed, hidden_size=self.hidden,
                            num_layers=self.layers, dropout=self.dropout, tie_weights=self.tie,
-                           copy_hints=self.copy_hints)
+                           copy_hints=self.copy_hints, cell=self.cell)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,7 +88,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
-        d = {"copy_hints": False, **d}  # runs from before copy hints had none
+        d = {"copy_hints": False, "cell": "lstm", **d}  # runs from before copy hints (or cells) had none
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def replace(self, **changes) -> TrainConfig:
