@@ -3,6 +3,8 @@ forward + backward + AdamW step of the same model on random tokens, measured in 
 same run (interleaved rounds, best of each, so a shared machine hurts both alike).
 The loop trains the default model, copy hints included; the bare step is the plain
 embedding -> LSTM -> output of the same sizes, so the hints' cost counts against the loop.
+Each other cell (``--cell gru``, ``--cell rnn``) is measured the same way against its own
+bare fused nn.GRU / nn.RNN step.
 
     python benchmarks/bench_train.py [--quick]
 """
@@ -25,6 +27,7 @@ from composer.data.corpus import TokenizedFile
 from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
+from composer.model.config import ModelConfig
 from composer.model.network import MelodyLSTM
 from composer.train.runs import RunFolder
 from composer.model.bundle import TrainingRecord
@@ -116,20 +119,28 @@ def run(quick: bool = False) -> list[dict]:
     if quick:  # a smaller model: the loop's own overhead weighs more, the run takes seconds
         cfg = cfg.replace(hidden=256, embed=128, seq_len=128)
     steps, rounds = (4, 2) if quick else (6, 3)
-    loop, bare = compare(cfg, torch.device("cpu"), steps, rounds)
     size = f"{cfg.layers}x{cfg.hidden}, batch {cfg.batch_size}x{cfg.seq_len}"
-    out = [
-        {"name": f"train loop tokens/s (CPU, {size})", "value": round(loop), "target": None, "unit": "tok/s"},
-        {"name": "bare fused LSTM step tokens/s (CPU)", "value": round(bare), "target": None, "unit": "tok/s"},
-        {"name": "train loop / bare LSTM step (CPU)", "value": round(loop / bare, 3), "target": 0.9, "unit": "ratio"},
-    ]
+    out = []
+    for cell in ModelConfig.CELLS:  # each cell against its own bare fused step
+        loop, bare = compare(cfg.replace(cell=cell), torch.device("cpu"), steps, rounds)
+        name = cell.upper()
+        if cell == "lstm":  # (the names the results table has always used)
+            out += [{"name": f"train loop tokens/s (CPU, {size})", "value": round(loop), "target": None, "unit": "tok/s"},
+                    {"name": "bare fused LSTM step tokens/s (CPU)", "value": round(bare), "target": None, "unit": "tok/s"}]
+        else:
+            out.append({"name": f"{name} train loop tokens/s (CPU)", "value": round(loop), "target": None, "unit": "tok/s"})
+        out.append({"name": f"train loop / bare {name} step (CPU)", "value": round(loop / bare, 3), "target": 0.9,
+                    "unit": "ratio"})
     if torch.cuda.is_available():
         gpu = resolve_device("cuda")
-        loop, bare = compare(cfg.replace(batch_size=512, layers=3), gpu, 10 if quick else 30, rounds)
-        out += [
-            {"name": "train loop tokens/s (GPU, 3x512, batch 512, bf16)", "value": round(loop), "target": None, "unit": "tok/s"},
-            {"name": "train loop / bare LSTM step (GPU)", "value": round(loop / bare, 3), "target": 0.9, "unit": "ratio"},
-        ]
+        for cell in ModelConfig.CELLS:
+            loop, bare = compare(cfg.replace(batch_size=512, layers=3, cell=cell), gpu, 10 if quick else 30, rounds)
+            name, tag = cell.upper(), "" if cell == "lstm" else f"{cell.upper()} "
+            out += [
+                {"name": f"{tag}train loop tokens/s (GPU, 3x512, batch 512, bf16)", "value": round(loop), "target": None,
+                 "unit": "tok/s"},
+                {"name": f"train loop / bare {name} step (GPU)", "value": round(loop / bare, 3), "target": 0.9, "unit": "ratio"},
+            ]
     return out
 
 

@@ -45,6 +45,8 @@ def expand_state(state: State, n: int) -> State:
 
 
 class MelodyLSTM(nn.Module):
+    """The melody network for every cell (``cfg.cell``); the name is the shipped model's."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -65,7 +67,7 @@ class MelodyLSTM(nn.Module):
         if cfg.tie_weights:
             self.head.weight = self.embed.weight
         nn.init.normal_(self.embed.weight, std=0.05)
-        self._fused: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._fused: list[tuple[torch.Tensor, ...]] | None = None
 
     def forward(self, ids: torch.Tensor, state: State | None = None,
                 hints: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
