@@ -10,6 +10,14 @@ from pathlib import Path
 from composer.errors import OutputError
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: object) -> str:
+    """``text`` safe to print: each control character (a newline, a terminal escape) becomes '?'."""
+    return _UNPRINTABLE.sub("?", str(text))
+
+
 def safe_name(text: str, default: str = "melody", max_len: int = 60) -> str:
     """A file-name stem from user or MIDI text: no path separators, dots-only or control characters."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")

@@ -15,7 +15,8 @@ default. The mapping holds also when the command object is invoked on its own
 
 from __future__ import annotations
 
-import re
+import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, get_args, get_type_hints
@@ -23,16 +24,16 @@ from typing import Any, get_args, get_type_hints
 import click
 
 from composer.errors import ComposerError, RequestError
+from composer.files import printable
 
 INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def one_line(message: object) -> str:
     """The message on one line: its lines joined with '; ', control characters (a file name's
     terminal escapes) shown as '?'."""
     text = "; ".join(line.strip() for line in str(message).splitlines() if line.strip()) or "failed"
-    return _CONTROL.sub("?", text)
+    return printable(text)
 
 
 class CliError(click.ClickException):
@@ -98,3 +99,28 @@ def option_range(cls: type, name: str) -> click.ParamType:
     kind = get_type_hints(cls)[name]
     rng = click.FloatRange if float in (kind, *get_args(kind)) else click.IntRange
     return rng(lim.lo, lim.hi, min_open=lim.lo_open, max_open=lim.hi_open)
+
+
+def shell_quote(arg: object) -> str:
+    """``arg`` as one word of a shell command to copy: shlex.quote, or bash's $'...' with \\xNN
+    escapes when it holds control characters (which must not reach the terminal raw)."""
+    arg = str(arg)
+    if not printable(arg) != arg:
+        return shlex.quote(arg)
+    return "$'" + "".join(chr(b) if 32 <= b < 127 and chr(b) not in "\\'" else f"\\x{b:02x}"
+                          for b in os.fsencode(arg)) + "'"
+
+
+def check_path(ctx: click.Context, param: click.Parameter, value):
+    """Callback of a path option: the path, when the system can use it (within its length limits,
+    no NUL character); else a one-line usage error."""
+    from composer.train.runs import path_too_long
+
+    if value is None:
+        return None
+    if "\x00" in str(value):
+        raise click.BadParameter("a path cannot hold a NUL character", ctx, param)
+    why = path_too_long(value)
+    if why:
+        raise click.BadParameter(f"the path is {why}", ctx, param)
+    return value

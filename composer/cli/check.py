@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from composer.cli._common import ComposerCommand
-from composer.cli.train import check_path, printable
+from composer.cli._common import ComposerCommand, check_path
+from composer.files import printable
 from composer.errors import ComposerError, CorpusError, OutputError
 
 

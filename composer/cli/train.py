@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import signal
 import sys
 import time
 
 import click
 
-from composer.cli._common import ComposerCommand, option_range
+from composer.cli._common import ComposerCommand, check_path, option_range, shell_quote
+from composer.files import printable
 from composer.errors import ComposerError, OutputError
 from composer.model.config import ModelConfig  # plain dataclasses: no torch import
 from composer.train.config import TrainConfig
@@ -47,24 +46,6 @@ def _plural(n: int, word: str) -> str:
 
 
 # Control characters (newlines, terminal escapes; C1 too) and the stand-ins of undecodable bytes in names.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def printable(text: object) -> str:
-    """``text`` safe to print: each control character (a newline, a terminal escape) becomes '?'."""
-    return _UNPRINTABLE.sub("?", str(text))
-
-
-def shell_quote(arg: object) -> str:
-    """``arg`` as one word of a shell command to copy: shlex.quote, or bash's $'...' with \\xNN
-    escapes when it holds control characters (which must not reach the terminal raw)."""
-    arg = str(arg)
-    if not _UNPRINTABLE.search(arg):
-        return shlex.quote(arg)
-    return "$'" + "".join(chr(b) if 32 <= b < 127 and chr(b) not in "\\'" else f"\\x{b:02x}"
-                          for b in os.fsencode(arg)) + "'"
-
-
 def _check_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--name names one folder directly inside the runs folder."""
     from composer.train.runs import check_run_name
@@ -75,21 +56,6 @@ def _check_name(ctx: click.Context, param: click.Parameter, value: str | None) -
         return check_run_name(value)
     except ComposerError as e:
         raise click.BadParameter(str(e), ctx, param) from None
-
-
-def check_path(ctx: click.Context, param: click.Parameter, value):
-    """Callback of a path option: the path, when the system can use it (within its length limits,
-    no NUL character); else a one-line usage error."""
-    from composer.train.runs import path_too_long
-
-    if value is None:
-        return None
-    if "\x00" in str(value):
-        raise click.BadParameter("a path cannot hold a NUL character", ctx, param)
-    why = path_too_long(value)
-    if why:
-        raise click.BadParameter(f"the path is {why}", ctx, param)
-    return value
 
 
 def _progress_class():

@@ -14,7 +14,6 @@ import base64
 import binascii
 import json
 import math
-import re
 import secrets
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from composer.errors import ComposerError, RequestError
+from composer.files import printable
 from composer.generate import request as rq
 from composer.generate.api import Composer, Result
 
@@ -47,7 +47,6 @@ KINDS = {"bars": _INT, "num": _INT, "seed": _INT, "key": _STR, "time_signature":
          "top_k": _INT, "top_p": _NUM, "tempo": _NUM, "program": "a number or a name", "pitch_range": "text such as C4-G5",
          "prime": "base64 of a MIDI file", "form": _STR, "section_bars": _INT, "vary": _BOOL, "max_copy": _INT,
          "prime_bars": _INT, "rank": _INT}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NULLABLE = {f.name for f in fields(rq.GenerateRequest) if f.default is None}
 
 
@@ -160,7 +159,7 @@ def midi_response(result: Result, num: int, prime: bool) -> Response:
 def _error(status: int, message: object) -> JSONResponse:
     """A JSON error of one line (control characters shown as '?', like the CLI's)."""
     text = "; ".join(line.strip() for line in str(message).splitlines() if line.strip()) or "failed"
-    return JSONResponse({"error": _CONTROL.sub("?", text)}, status_code=status)
+    return JSONResponse({"error": printable(text)}, status_code=status)
 
 
 async def _body(request: Request) -> bytes | None:
