@@ -75,3 +75,19 @@ def atomic_write(path: Path, data: bytes, force: bool = False) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """Make sure files can be written in ``folder`` before the work that ends in them: a probe
+    file in it, or (not created yet) in the nearest folder above that exists; nothing is left."""
+    here = Path(folder).absolute()
+    while not os.path.lexists(here) and here != here.parent:
+        here = here.parent
+    try:
+        if not here.is_dir():
+            raise NotADirectoryError(20, f"{here} is not a folder")
+        fd, probe = tempfile.mkstemp(dir=here, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{option} {printable(folder)}: cannot write there ({e.strerror or e}): give a writable folder") from None

@@ -412,3 +412,15 @@ def test_requests_past_the_memory_budget_are_refused_up_front(tmp_path):
         GenerateRequest(bars=512, num=128)
     r = CliRunner().invoke(main, ["generate", "--bars", "512", "--num", "128", "--outdir", str(tmp_path)])
     assert r.exit_code == 2 and "melody-bars" in r.output and not list(tmp_path.iterdir())
+
+
+def test_generate_checks_its_output_folder_before_sampling(tmp_path):
+    """An --outdir under a file fails in one line before the model is even loaded."""
+    from click.testing import CliRunner
+
+    from composer.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = CliRunner().invoke(main, ["generate", "-c", str(tmp_path / "missing.pt"), "--outdir", str(blocker / "sub")])
+    assert r.exit_code == 1 and "--outdir" in r.output and "cannot write there" in r.output

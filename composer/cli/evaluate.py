@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import click
 
 from composer.cli._common import ComposerCommand
 from composer.errors import ComposerError
+from composer.files import check_writable
 from composer.generate.request import MAX_MELODY_BARS, MAX_SEED
 
 MAX_SAMPLES = 4096  # --samples
@@ -167,7 +166,7 @@ def _run(folder, checkpoint, validation, baseline, samples, reference, data, bar
             raise ComposerError(f"{name} {path} is not a folder: give a folder of .mid files")
     device = _device(device)
     if samples is not None:
-        _check_writable(out)
+        check_writable(out, "--out")
     bundle = load_bundle(checkpoint, device)
     if validation or baseline or (samples is not None and reference is None):
         bundle.data_folder(data)  # the training files are needed: say so now if they are missing
@@ -224,22 +223,6 @@ def _device(name: str) -> str:
     if name == "mps" and not mps:
         raise ComposerError("--device mps: Apple's Metal (MPS) is not available here: use --device cpu or auto")
     return name
-
-
-def _check_writable(folder: Path) -> None:
-    """Make sure files can be written in ``folder`` before the work that ends in them: a probe
-    file in it, or (not created yet) in the nearest folder above that exists."""
-    here = folder.absolute()
-    while not os.path.lexists(here) and here != here.parent:
-        here = here.parent
-    try:
-        if not here.is_dir():
-            raise NotADirectoryError(20, f"{here} is not a folder")
-        fd, probe = tempfile.mkstemp(dir=here, prefix=".write-test.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ComposerError(f"--out {folder}: cannot write there ({e.strerror or e}): give a writable folder") from None
 
 
 def _non_finite(value, path: str = ""):

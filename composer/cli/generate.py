@@ -15,6 +15,7 @@ import click
 
 from composer.cli._common import ComposerCommand
 from composer.errors import ComposerError, RequestError
+from composer.files import check_writable
 from composer.generate import request as rq
 from composer.music import render
 
@@ -143,6 +144,7 @@ def _generate(checkpoint, out, outdir, force, musicxml, wav, png, options: dict)
         wav_note = wav_available()
     suffixes = [".mid"] + [s for s, on in ((".musicxml", musicxml), (".wav", wav and not wav_note), (".png", png)) if on]
     out_paths = _output_paths(out, req.num, suffixes, force)
+    check_writable(Path(out).parent if out is not None else Path(outdir), "--out" if out is not None else "--outdir")  # before sampling
 
     from composer.generate.api import RESAMPLE_ROUNDS, Composer
 
