@@ -90,4 +90,4 @@ def check_writable(folder: Path, option: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{option} {printable(folder)}: cannot write there ({e.strerror or e}): give a writable folder") from None
+        raise OutputError(f"cannot write to {option} {printable(folder)} ({e.strerror or e}): give a writable folder") from None

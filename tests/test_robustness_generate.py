@@ -423,4 +423,4 @@ def test_generate_checks_its_output_folder_before_sampling(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     r = CliRunner().invoke(main, ["generate", "-c", str(tmp_path / "missing.pt"), "--outdir", str(blocker / "sub")])
-    assert r.exit_code == 1 and "--outdir" in r.output and "cannot write there" in r.output
+    assert r.exit_code == 1 and "--outdir" in r.output and "cannot write to" in r.output
