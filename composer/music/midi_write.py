@@ -18,29 +18,48 @@ def clean_text(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", text or "").strip()
 
 
+# The settings text ("composer 1.0 | model ... | seed 42 | temperature 1.0 ...") goes in a
+# sequencer-specific meta event (FF 7F) at tick 0 on the conductor track: the manufacturer id
+# 0x7D (set aside for non-commercial and educational use) and a "composer:" tag, then the text.
+# The SMF spec keeps FF 7F for a program's own data, so DAWs (Ableton, Logic, Reaper) and
+# notation programs (MuseScore) skip it. A plain text event (FF 01) at a note's tick is the
+# karaoke lyric convention: MuseScore printed it as a lyric under the first note. A marker (FF 06)
+# would show in every DAW's marker lane and may give a notation program a mark past the last bar.
+SETTINGS_ID = b"\x7dcomposer:"
+
 _PHRASE_SWELL = (0, 3, 5, 1)  # velocity added in bars 1-4 of each phrase
 
 
 def velocities(melody: Melody) -> list[int]:
     """Musical velocities: accents on the downbeat and main beats, a lift towards high notes,
     and a swell over each 4-bar phrase (so even a repeated one-note bar breathes)."""
-    bar = melody.bar_steps
-    beat = melody.time_signature.beat_steps
+    starts = melody.bar_starts
     lo, hi = melody.pitch_range()
     out = []
     for n in melody.notes:
-        pos = n.start % bar
-        v = 96 if pos == 0 else 84 if pos % beat == 0 else 72
+        b = melody.bar_of(n.start)
+        pos = n.start - starts[b]
+        v = 96 if pos == 0 else 84 if pos in _group_starts(melody.meter_at(b)) else 72
         v += int(round(8 * (n.pitch - lo) / max(1, hi - lo))) - 4
-        v += _PHRASE_SWELL[n.start // bar % 4]
+        v += _PHRASE_SWELL[b % 4]
         out.append(max(1, min(127, v)))
     return out
 
 
+def _group_starts(meter) -> frozenset[int]:
+    """Steps within the bar where the meter's beat groups start (7/8 as 2+2+3: 0, 12, 24)."""
+    at, out = 0, set()
+    for g in meter.groups:
+        out.add(at)
+        at += g
+    return frozenset(out)
+
+
 def melody_to_bytes(melody: Melody, program: int = 0, track_name: str = "Melody", text: str | None = None) -> bytes:
-    """A type-1 MIDI file of the melody: tempo, meter, key (and ``text``) at tick 0 on the
-    conductor track, one named track with ``program``, every track ending exactly on the
-    last bar line."""
+    """A type-1 MIDI file of the melody: tempo, meter and key at tick 0 on the conductor track
+    (meter and key changes at their bar lines), one named track with ``program`` that repeats
+    the key signatures (MuseScore 3 reads the key from the note track only), ``text`` stored
+    out of sight (``SETTINGS_ID``), every track ending exactly on the last bar line."""
     if not 0 <= program <= 127:
         raise MusicError(f"program {program} is outside 0-127")
     # MIDI text events hold latin-1 bytes: other characters (a file name like 'ソナタ.mid' in
@@ -48,16 +67,32 @@ def melody_to_bytes(melody: Melody, program: int = 0, track_name: str = "Melody"
     tpq = 480
     tick = tpq // STEPS_PER_QUARTER  # exact: 40 ticks per grid step
     end = melody.total_steps * tick
-    ts = melody.time_signature
-    head = [smf.Event(0, smf.tempo_meta(melody.tempo)), smf.Event(0, smf.time_signature_meta(ts.numerator, ts.denominator)),
-            smf.Event(0, smf.key_signature_meta(melody.key.sharps, melody.key.minor))]
+    starts = melody.bar_starts
+    meters = ((0, melody.time_signature),) + melody.meter_changes
+    keys = ((0, melody.key),) + melody.key_changes
+    head = [smf.Event(0, smf.tempo_meta(melody.tempo))]
+    head += [smf.Event(starts[b] * tick, smf.time_signature_meta(m.numerator, m.denominator)) for b, m in meters]
+    head += [smf.Event(starts[b] * tick, smf.key_signature_meta(k.sharps, k.minor)) for b, k in keys]
     if text:
-        head.append(smf.Event(0, smf.text_meta(0x01, _latin1(text))))
+        head.append(smf.Event(0, smf.sequencer_meta(SETTINGS_ID, _latin1(text).encode("latin-1"))))
     body = [smf.Event(0, smf.text_meta(0x03, _latin1(track_name)), 0), smf.Event(0, bytes([smf.PROGRAM, program]), 0)]
     for n, vel in zip(melody.notes, velocities(melody)):
         body.append(smf.Event(n.start * tick, bytes([smf.NOTE_ON, n.pitch, vel]), 2))
         body.append(smf.Event(n.end * tick, bytes([smf.NOTE_OFF, n.pitch, 0]), 1))
+    # after the bar's note-offs, before its note-ons (pretty_midi warns that it skips them here)
+    body += [smf.Event(starts[b] * tick, smf.key_signature_meta(k.sharps, k.minor), 1) for b, k in keys]
     return smf.midi_file([smf.track(head, end), smf.track(body, end)], tpq)
+
+
+def settings_text(path: str | Path) -> str | None:
+    """The settings text ``melody_to_bytes`` stored in a MIDI file (None when there is none)."""
+    import mido
+
+    for track in mido.MidiFile(str(path)).tracks:
+        for msg in track:
+            if msg.type == "sequencer_specific" and bytes(msg.data[:len(SETTINGS_ID)]) == SETTINGS_ID:
+                return bytes(msg.data[len(SETTINGS_ID):]).decode("latin-1")
+    return None
 
 
 def _latin1(text: str) -> str:

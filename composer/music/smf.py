@@ -3,8 +3,8 @@
 ``compose generate --num 64`` writes 64 files; building each through pretty_midi and
 mido (message objects, value checks, then a re-parse to move the end-of-track) took
 about 40 ms a file, this takes well under 1 ms. Only what a melody file needs is
-here: tempo, meter, key and text on a conductor track, then one named track with a
-program change and its notes. Reading stays with symusic and pretty_midi.
+here: tempo, meter, key and the settings on a conductor track, then one named track with
+its key, a program change and its notes. Reading stays with symusic and pretty_midi.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def meta(kind: int, payload: bytes) -> bytes:
 def text_meta(kind: int, text: str) -> bytes:
     """A text-like meta event (1 = text, 3 = track name); ``text`` must be latin-1."""
     return meta(kind, text.encode("latin-1"))
+
+
+def sequencer_meta(manufacturer: bytes, payload: bytes) -> bytes:
+    """A sequencer-specific meta event (FF 7F): a manufacturer id (1 or 3 bytes), then data that
+    only the program that wrote it reads; every other reader skips it."""
+    return meta(0x7F, manufacturer + payload)
 
 
 def tempo_meta(bpm: float) -> bytes:
