@@ -14,6 +14,7 @@ from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
 from composer.music.midi_io import read_melody, read_report, write_midi
+from composer.music.midi_write import settings_text
 from composer.tokens.tokenizer import Tokenizer
 from conftest import FIXTURES, REAL, line, melodies, write_ticks
 
@@ -55,7 +56,7 @@ def test_written_file_as_pretty_midi_and_mido_see_it(tmp_path: Path):
     assert [(t.numerator, t.denominator, t.time) for t in pm.time_signature_changes] == [(6, 8, 0.0)]
     assert [(k.key_number, k.time) for k in pm.key_signature_changes] == [(12 + 2, 0.0)]  # D minor
     assert pm.get_tempo_changes()[1].tolist() == [pytest.approx(97.0, abs=1e-3)]
-    assert [t.text for t in pm.text_events] == ["composer | seed 1 | ???"]
+    assert pm.text_events == [] and settings_text(path) == "composer | seed 1 | ???"  # out of notation's sight
     (inst,) = pm.instruments
     assert (inst.name, inst.program, inst.is_drum) == ("Melody", 73, False)
     spb = 60 / 97.0 / 12  # seconds per grid step
