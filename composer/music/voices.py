@@ -3,36 +3,40 @@
 A track may hold more than its tune: a piano's chords and inner voices under the melody, or
 a fiddle's double stops and drones above it. ``melody_line`` keeps one continuous voice.
 
-What the choice rests on (the musical principles, in order of weight):
+The musical principles it rests on:
 
-1. **The melody is on top where notes start together.** At each onset only the highest note
-   starting there can be the melody (a chord's lower tones are accompaniment), and a higher
-   note starting while the melody sounds always takes over (it cuts the sounding note).
+1. **The melody is on top where notes start together** (a chord's lower tones accompany it),
+   and a higher note starting while the melody sounds takes over (it cuts the sounding note).
+   One exception: where the top note of a double stop rings on past the next onset, the tune
+   may be its lower note (a fiddle's drone on the upper string).
 2. **A lower note starting under a sounding melody note is a choice between two voices.**
-   Either it belongs to an inner or lower voice (the piano's held melody note over moving
-   accompaniment: drop it), or the held note was a second voice above the tune (a fiddle's
-   double stop or drone: cut the held note, the tune goes on below). A lower note starting
-   within a sixteenth of the held note's end and outlasting it is legato playing: it cuts.
-3. **The choice is the one that keeps a continuous, mostly stepwise line with the most notes.**
-   Every onset's top note is a candidate; a Viterbi pass over the onsets picks, at each onset
-   where a held note covers a lower one, "keep holding" or "move to the lower note", by the
-   cost of the whole line:
-   - a leap costs by its size beyond a step (melodies move mostly by steps and small skips;
-     a jump of a sixth down into the accompaniment and back up is two rare events);
-   - each top note left out costs one unit (a melody is not silent while its instrument
-     plays on), half a unit where it is the top of a chord (chords under a held note are
-     accompaniment, not a tune);
-   - abandoning a sounding note for a lower one costs ``CUT`` units: the melody is normally
-     the top voice, so the lower line must earn it, by continuing the line before and after
-     the held note in small intervals and by the notes it keeps.
-   Hence a two-bar drone above a running reel (fifteen notes to lose, one cut to pay, the
-   line stepping on below) is cut, while a melody note held over an Alberti bass or block
-   chords (a leap of an octave or more down and back, per note kept) keeps its held note.
-   A held note over a single inner note or two is kept: the old skyline's answer.
+   Either it is an inner or lower voice (a piano's melody note held over moving
+   accompaniment: drop it), or the held note was a second voice above the tune (a double
+   stop or drone: cut the held note, the tune goes on below). A lower note starting within a
+   sixteenth of the held note's end and outlasting it is legato playing: it always cuts.
+3. **The line that wins is the continuous, mostly stepwise one that keeps the most notes.**
+   A Viterbi pass over the onsets weighs every reading of the whole track:
+   - a leap costs by its size beyond a whole step, twice as much past an octave (melodies
+     move by steps and small skips; a jump into the accompaniment and back is two rare events);
+     leaving a held note is measured from the line before it too (a drone is a leap out of the
+     line, not the line's last note);
+   - a top note left out costs one unit, half where it tops a chord (chords under a held note
+     accompany it), plus the step its own voice takes from the last note left out: the lower
+     voice's own leaps are paid whichever voice is kept, so only continuity decides;
+   - abandoning a sounding note, or a double stop's top, for a lower note costs ``CUT`` (three
+     units): the melody is normally the top voice, so the lower line must earn it;
+   - a kept note under a higher note still sounding that stops before the next onset costs
+     ``REST`` (two units): a tune under a drone runs on, a broken chord breaks off.
+   Hence a two-bar drone above a running reel (fifteen notes to lose, one cut, the line
+   stepping on below) is cut, while a melody note held over an Alberti bass or chords an
+   octave below (a leap down and back for every note kept), or over one or two inner notes
+   (fewer notes to lose than a cut costs), keeps its held note: the old skyline's answer.
+   Known limit: a long melody note over many accompaniment notes within an octave of it and
+   moving smoothly (an Alberti figure in the melody's own register) reads as a drone.
 
 Input: grid-step arrays in any order; already-monophonic input (the usual melody track)
-returns at once. The pass is linear in the number of onsets, with at most ``MAX_VOICES``
-held notes followed at a time.
+returns at once. The pass is linear in the number of onsets, following at most
+``MAX_VOICES`` held notes at a time.
 """
 
 from __future__ import annotations
@@ -47,24 +51,10 @@ _UNIT = 20  # costs are integers (exact, deterministic ties): one dropped note =
 DROP = _UNIT  # a top note left out of the line
 DROP_CHORD = _UNIT // 2  # ... where it is the top of several notes starting together
 CUT = 3 * _UNIT  # moving from a sounding note to a lower one (leaving a held note)
-_LEAP_STEP = 7  # per semitone beyond a whole step (0.35 of a dropped note)
-QUANTILE = 0.75
+LEAP = 7  # per semitone of a leap beyond a whole step (0.35 of a dropped note), twice beyond an octave
+REST = 2 * _UNIT  # a line under a sounding higher note that falls silent while it sounds
 MAX_VOICES = 8  # held notes followed at once (more nested holds are noise, not voices)
-
-
-def _leap_costs(free: int) -> list[int]:
-    """Cost of a melodic interval of 0..127 semitones: free up to ``free``, then linear,
-    twice as steep beyond an octave (leaps past an octave are rare in melodies)."""
-    return [_LEAP_STEP * (max(0, i - free) + max(0, i - max(12, free))) for i in range(128)]
-
-
-def _usual_leap(t: np.ndarray, e: np.ndarray, p: np.ndarray) -> int:
-    """The interval this track's line moves by without a doubt: the upper quartile of the
-    intervals between consecutive top notes that do not overlap, at least a whole step."""
-    mono = e[:-1] <= t[1:]
-    if mono.sum() < 8:
-        return 2
-    return max(2, int(np.quantile(np.abs(np.diff(p))[mono], QUANTILE)))
+_LEAPS = [LEAP * (max(0, i - 2) + max(0, i - 12)) for i in range(128)]  # cost of an interval of i semitones
 
 
 def _check(start, end, pitch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,47 +88,85 @@ def melody_line(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> tuple[
         return order, s, e  # already monophonic: the usual case for melody tracks
     first = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # the top note of each onset
     size = np.diff(np.r_[first, len(s)])
-    top = order[first]
-    t, e, p = start[top], end[top], pitch[top]
-    kept = _viterbi(t.tolist(), e.tolist(), p.tolist(), (size > 1).tolist(), _leap_costs(_usual_leap(t, e, p)))
-    idx = top[kept]
+    # The second note of an onset is a candidate where the top one is held past the next onset
+    # (a double stop whose upper note may be a drone): the tune may be the lower note.
+    nxt = np.r_[s[first[1:]], np.iinfo(np.int64).max]
+    second = first[(size > 1) & (e[first] > nxt)] + 1
+    cand = np.sort(np.r_[first, second])  # candidate notes, by onset then pitch (top first)
+    onset = np.cumsum(np.r_[True, s[cand[1:]] != s[cand[:-1]]]) - 1
+    idx = order[cand]
+    kept = _viterbi(start[idx].tolist(), end[idx].tolist(), pitch[idx].tolist(), onset.tolist(), (size > 1).tolist())
+    idx = idx[kept]
     on = start[idx]
     off = np.minimum(end[idx], np.r_[on[1:], np.iinfo(np.int64).max])
     return idx, on, off
 
 
-def _viterbi(t: list[int], e: list[int], p: list[int], chord: list[bool], leap: list[int]) -> np.ndarray:
-    """Indices of the onsets whose top note is kept. A state is the onset index of the note
-    sounding as the melody; at each onset the line takes the new top note or, where it starts
-    below a held melody note, may keep holding that note and leave the new one out. Leaving a
-    held note for a lower one is measured from the line before it too (a drone's onset is a
-    leap out of the line, not the line's last note)."""
+def _under(t: list[int], e: list[int], p: list[int], onset: list[int]) -> list[int]:
+    """Per candidate, ``REST`` if it lies under a higher note sounding from before (or the top
+    of its own double stop) and stops before the next onset while that note sounds on: a tune
+    under a drone runs on, a broken chord under a held melody note breaks off."""
+    out = [0] * len(t)
+    above: list[int] = []  # tops of earlier onsets still sounding: pitch falls as the end grows
+    n = len(t)
+    for k in range(n):
+        if k and onset[k] != onset[k - 1]:
+            above = [j for j in above if e[j] - t[k] > LEGATO]
+        over = above + [k - 1] if k and onset[k - 1] == onset[k] else above
+        j = max(over, key=lambda j: p[j], default=-1)
+        if j >= 0 and p[j] > p[k]:
+            nxt = next((t[i] for i in range(k + 1, min(n, k + 3)) if onset[i] != onset[k]), e[k])
+            out[k] = REST if e[k] < min(nxt, e[j]) else 0
+        if k == 0 or onset[k] != onset[k - 1]:  # k is its onset's top: it may sound over later ones
+            above = [j for j in above if p[j] > p[k] or e[j] > e[k]] + [k]
+    return out
+
+
+def _viterbi(t: list[int], e: list[int], p: list[int], onset: list[int], chord: list[bool]) -> np.ndarray:
+    """Indices of the candidates kept: one per onset, the top note or (a double stop under a
+    drone) the second. A state is the candidate sounding as the melody; at each onset the line
+    takes a new candidate or, where the onset's top note starts below a held melody note, may
+    keep holding that note and leave the new one out. Leaving a held note, or an onset's top,
+    for a lower note is measured from the line before it too (a drone's onset is a leap out of
+    the line, not the line's last note)."""
+    leap, under, n = _LEAPS, _under(t, e, p, onset), len(t)
     # state: (melody note, cost, state before, pitch of the line before the note, last note left out under it)
     states: list[tuple[int, int, int, int, int]] = [(0, 0, -1, p[0], -1)]
-    back: list[list[tuple[int, int]]] = [[(0, -1)]]  # per onset: (melody note, index of the state before)
-    for k in range(1, len(t)):
+    back: list[list[tuple[int, int]]] = []  # per onset: (melody note, index of the state before)
+    if n > 1 and onset[1] == 0:
+        states.append((1, CUT, -1, p[1], -1))
+    back.append([(x[0], x[2]) for x in states])
+    k = len(states)
+    while k < n:
+        top = k
+        two = k + 1 < n and onset[k + 1] == onset[k]
         tk, pk, ek = t[k], p[k], e[k]
-        drop = DROP_CHORD if chord[k] else DROP
-        best, best_from, ref = None, -1, pk
+        drop = DROP_CHORD if chord[onset[k]] else DROP
+        new: list[list] = [[None, -1, pk]] + ([[None, -1, pk]] if two else [])
         held: list[tuple[int, int, int, int, int]] = []
         for i, (j, cost, _, before, out) in enumerate(states):
             pj, ej = p[j], e[j]
-            if ej > tk and pj > pk and not (ej - tk <= LEGATO and ek > ej):
-                # keep holding j: the new top note is left out (its own voice's step is paid either way)
+            above = ej > tk and pj > pk and not (ej - tk <= LEGATO and ek > ej)
+            if above:  # keep holding j: the new top note is left out (its own voice's step is paid either way)
                 held.append((j, cost + drop + (leap[abs(pk - out)] if out >= 0 else 0), i, before, pk))
-                c = cost + CUT + min(leap[pj - pk], leap[abs(pk - before)])
-            else:
-                c = cost + leap[abs(pk - pj)]
-            if best is None or c < best:
-                best, best_from, ref = c, i, pj
-        states = [(k, best, best_from, ref, -1)] + held
+            for r, slot in enumerate(new):
+                q = p[top + r]
+                if above or r:  # leaving j, or the onset's top, for a lower note
+                    c = cost + CUT + min(leap[abs(pj - q)], leap[abs(before - q)])
+                else:
+                    c = cost + leap[abs(q - pj)]
+                if slot[0] is None or c < slot[0]:
+                    slot[:] = [c, i, pj]
+        states = [(top + r, c + under[top + r], i, ref) + (-1,) for r, (c, i, ref) in enumerate(new)] + held
         if len(states) > MAX_VOICES:
             states = sorted(states, key=lambda x: x[1])[:MAX_VOICES]
-        back.append([(s[0], s[2]) for s in states])
-    i = min(range(len(states)), key=lambda i: (states[i][1], states[i][0]))  # ties: the held note
+        back.append([(x[0], x[2]) for x in states])
+        k += 2 if two else 1
+    i = min(range(len(states)), key=lambda i: (states[i][1], states[i][0]))  # ties: the earliest note
     kept = []
-    for k in range(len(t) - 1, -1, -1):
-        j, i = back[k][i]
-        if j == k:
-            kept.append(k)
-    return np.asarray(kept[::-1], dtype=np.int64)
+    for col in reversed(back):
+        j, i = col[i]
+        if not kept or kept[-1] != j:
+            kept.append(j)
+    kept = [j for j in kept if j >= 0]
+    return np.asarray(sorted(set(kept)), dtype=np.int64)
