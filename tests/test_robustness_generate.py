@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,13 +218,12 @@ def test_out_naming_a_folder_is_a_usage_error(tiny, tmp_path, monkeypatch, make_
     assert not (tmp_path / "newdir.mid").exists() and not list(tmp_path.glob("**/*.mid"))
 
 
-FAKE_FLUIDSYNTH = """#!/bin/sh
-# records its arguments and writes a WAV-sized file where -F says
-printf '%s\\n' "$@" > "$FLUID_ARGS"
-while [ $# -gt 0 ]; do
-  if [ "$1" = "-F" ]; then head -c 2000 /dev/zero > "$2"; fi
-  shift
-done
+FAKE_FLUIDSYNTH = f"""#!{sys.executable}
+# records its arguments and writes a 2000-byte WAV of silence (16-bit stereo) where -F says
+import os, sys, wave
+open(os.environ["FLUID_ARGS"], "w").write("\\n".join(sys.argv[1:]) + "\\n")
+with wave.open(sys.argv[sys.argv.index("-F") + 1], "wb") as w:
+    w.setnchannels(2); w.setsampwidth(2); w.setframerate(44100); w.writeframes(bytes(1956))
 """
 
 
@@ -247,7 +247,7 @@ def test_file_names_starting_with_a_dash_never_reach_fluidsynth_as_options(tmp_p
     mel = Melody((Note(0, 48, 60),), TimeSignature(4, 4), Key(0), 1)
     write_midi(mel, Path("-x.mid"))
     wav = render.write_wav(Path("-x.mid"), Path("-x.wav"))
-    assert wav.stat().st_size == 2000
+    assert wav.stat().st_size == 44 + 4 * round(2.0 * 44100)  # the bar's 2 s exactly, 16-bit stereo
     args = fake_fluidsynth.read_text().splitlines()
     files = [args[args.index("-F") + 1]] + args[-2:]  # the WAV written, the soundfont, the MIDI file
     assert all(Path(f).is_absolute() for f in files), args

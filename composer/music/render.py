@@ -13,7 +13,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from composer.errors import OutputError
+from composer.errors import MusicError, OutputError
 from composer.files import atomic_write
 from composer.music.melody import STEPS_PER_QUARTER, Melody, pitch_name
 
@@ -34,38 +34,79 @@ def too_long(melody: Melody, kind: str) -> str | None:
     the limits bound the time and space the extras take on long pieces."""
     if kind in ("musicxml", "png") and melody.n_bars > MAX_NOTATION_BARS:
         return f"{melody.n_bars} bars is over the {MAX_NOTATION_BARS}-bar limit for {'MusicXML' if kind == 'musicxml' else 'the piano roll'}"
-    seconds = melody.total_steps / STEPS_PER_QUARTER * 60.0 / melody.tempo
+    seconds = melody_seconds(melody)
     if kind == "wav" and seconds > MAX_WAV_SECONDS:
         return f"{seconds / 60:.0f} minutes of audio is over the {MAX_WAV_SECONDS / 60:.0f}-minute limit for WAV"
     return None
 
 
 # --- MusicXML ---------------------------------------------------------------------------------
-def _m21_key(melody: Melody):
+def _m21_key(k):
+    """A music21 Key from ours ('Bbm' -> b-flat minor)."""
     from music21 import key
 
-    name = melody.key.name.rstrip("m") if melody.key.minor else melody.key.name
+    name = k.name.rstrip("m") if k.minor else k.name
     tonic = name[0] + name[1:].replace("b", "-")
-    return key.Key(tonic, "minor" if melody.key.minor else "major")
+    return key.Key(tonic, "minor" if k.minor else "major")
 
 
-def to_music21(melody: Melody):
-    """A music21 Score: one part with meter, key, tempo, notes and rests, measures and ties."""
-    from music21 import meter, note, pitch, stream, tempo
+def _m21_meter(ts):
+    """A music21 TimeSignature beamed by the meter's beat groups (7/8 as 2+2+3, 5/4 as 3+2)."""
+    from music21 import meter
 
-    q = STEPS_PER_QUARTER
+    out = meter.TimeSignature(str(ts))
+    unit = 4 * STEPS_PER_QUARTER // ts.denominator if (4 * STEPS_PER_QUARTER) % ts.denominator == 0 else 0
+    if unit and len(set(ts.groups)) > 1:  # irregular: music21 would beam 5/4 as 2+3
+        out.beamSequence.partition([f"{g // unit}/{ts.denominator}" for g in ts.groups])
+    return out
+
+
+def _m21_tempo(bpm: float, ts):
+    """A metronome mark in the meter's beat: dotted quarters in compound time (6/8 at 150
+    quarters a minute is dotted quarter = 100), quarters otherwise."""
+    from music21 import duration, tempo
+
+    if ts.is_compound:
+        beat = Fraction(ts.beat_steps, STEPS_PER_QUARTER)
+        return tempo.MetronomeMark(number=round(bpm / float(beat), 2), referent=duration.Duration(beat))
+    return tempo.MetronomeMark(number=round(bpm, 2))
+
+
+def m21_instrument(program: int = 0):
+    """The music21 instrument for a General MIDI program (73: Flute), keeping the program."""
+    from music21 import instrument
+
+    if not 0 <= program <= 127:
+        raise MusicError(f"program {program} is outside 0-127: use a General MIDI number")
+    inst = instrument.instrumentFromMidiProgram(program)
+    inst.midiProgram = program
+    inst.partName = inst.instrumentName
+    return inst
+
+
+def to_music21(melody: Melody, program: int = 0):
+    """A music21 Score: one part with its instrument, meter, key and tempo (and their changes at
+    their measures), notes and rests, measures, beams and ties."""
+    from music21 import note, pitch, stream
+
+    q, starts = STEPS_PER_QUARTER, melody.bar_starts
     part = stream.Part()
-    part.partName = "Melody"
-    part.insert(0, meter.TimeSignature(str(melody.time_signature)))
-    part.insert(0, _m21_key(melody))
-    part.insert(0, tempo.MetronomeMark(number=round(melody.tempo, 2)))
-    flats = melody.key.sharps < 0
+    part.insert(0, m21_instrument(program))
+    part.partName = part.getInstrument().instrumentName
+    prev = None
+    for b, ts in ((0, melody.time_signature),) + melody.meter_changes:
+        part.insert(Fraction(starts[b], q), _m21_meter(ts))
+        if prev is None or ts.is_compound != prev.is_compound:  # the beat changes: say so
+            part.insert(Fraction(starts[b], q), _m21_tempo(melody.tempo, ts))
+        prev = ts
+    for b, k in ((0, melody.key),) + melody.key_changes:
+        part.insert(Fraction(starts[b], q), _m21_key(k))
     t = 0
     for n in melody.notes:
         if n.start > t:
             part.insert(Fraction(t, q), note.Rest(quarterLength=Fraction(n.start - t, q)))
         p = pitch.Pitch(midi=n.pitch)
-        if flats and p.accidental is not None and p.accidental.name == "sharp":
+        if melody.key_at(melody.bar_of(n.start)).sharps < 0 and p.accidental is not None and p.accidental.name == "sharp":
             p = p.getEnharmonic()
         part.insert(Fraction(n.start, q), note.Note(p, quarterLength=Fraction(n.duration, q)))
         t = n.end
@@ -79,13 +120,14 @@ def to_music21(melody: Melody):
     return score.makeNotation()
 
 
-def write_musicxml(melody: Melody, path: str | Path, force: bool = False) -> Path:
-    """Write the melody as MusicXML for notation programs."""
+def write_musicxml(melody: Melody, path: str | Path, force: bool = False, program: int = 0) -> Path:
+    """Write the melody as MusicXML for notation programs, for the General MIDI ``program``."""
     path = Path(path)
+    m21_instrument(program)  # a bad program is the caller's error, not the notation's
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "score.musicxml"
         try:
-            to_music21(melody).write("musicxml", fp=str(out))
+            to_music21(melody, program).write("musicxml", fp=str(out))
         except Exception as e:  # music21 raises many kinds on notation it cannot express
             raise OutputError(f"cannot write MusicXML for {path.name}: {type(e).__name__}: {str(e)[:120]}") from None
         return atomic_write(path, out.read_bytes(), force=force)
@@ -113,8 +155,19 @@ def wav_available() -> str | None:
     return None
 
 
-def write_wav(midi_path: str | Path, path: str | Path, force: bool = False, rate: int = 44100) -> Path:
-    """Render a MIDI file to WAV with fluidsynth; raises RenderUnavailable when not installed."""
+def melody_seconds(melody: Melody) -> float:
+    """How long the melody's bars last at its tempo, in seconds (first bar line to last)."""
+    return melody.total_steps / STEPS_PER_QUARTER * 60.0 / melody.tempo
+
+
+def write_wav(midi_path: str | Path, path: str | Path, force: bool = False, rate: int = 44100, *,
+              seconds: float | None = None, tail: bool = False) -> Path:
+    """Render a MIDI file to WAV with fluidsynth, exactly ``seconds`` long (None: the file's own
+    length, which for our files ends on the last bar line) so it drops on a DAW grid as an
+    N-bar loop, the last notes faded out inside the last bar; ``tail=True`` keeps the synth's
+    ring-out instead. Raises RenderUnavailable when fluidsynth or a soundfont is missing."""
+    if seconds is not None and not 0 < seconds <= MAX_WAV_SECONDS:
+        raise OutputError(f"WAV length {seconds!r} s is outside 0-{MAX_WAV_SECONDS:g} s: give the bars' length (melody_seconds)")
     why = wav_available()
     if why:
         raise RenderUnavailable(why)
@@ -123,7 +176,7 @@ def write_wav(midi_path: str | Path, path: str | Path, force: bool = False, rate
         out = Path(tmp) / "out.wav"
         # absolute paths: a name starting with '-' ('-x.mid') must not read as an option
         files = [str(Path(p).absolute()) for p in (find_soundfont(), midi_path)]
-        cmd = ["fluidsynth", "-ni", "-g", "0.7", "-r", str(rate), "-F", str(out.absolute()), *files]
+        cmd = ["fluidsynth", "-ni", "-g", "0.7", "-r", str(rate), "-O", "s16", "-T", "wav", "-F", str(out.absolute()), *files]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -131,47 +184,99 @@ def write_wav(midi_path: str | Path, path: str | Path, force: bool = False, rate
         if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
             msg = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
             raise OutputError(f"fluidsynth could not render {midi_path}: {(msg[-1] if msg else 'no output')[:160]}")
+        if not tail:
+            if seconds is None:
+                import mido
+
+                seconds = mido.MidiFile(str(midi_path)).length
+            _cut_wav(out, round(seconds * rate))
         return atomic_write(path, out.read_bytes(), force=force)
 
 
+FADE_SECONDS = 0.03  # fade-out at the cut: long enough not to click, short enough to keep the note
+
+
+def _cut_wav(path: Path, frames: int) -> None:
+    """Cut (or pad with silence) a 16-bit PCM WAV to exactly ``frames`` frames, fading out its
+    last ``FADE_SECONDS`` so the cut does not click."""
+    import array
+    import sys
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            params = w.getparams()
+            data = w.readframes(min(frames, w.getnframes()))
+    except (wave.Error, EOFError) as e:
+        raise OutputError(f"fluidsynth wrote a WAV that cannot be read ({e}): reinstall fluidsynth") from None
+    if params.sampwidth != 2:
+        raise OutputError(f"fluidsynth wrote {8 * params.sampwidth}-bit samples; expected 16-bit")
+    samples = array.array("h", data)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    ch = params.nchannels
+    samples.extend([0] * (frames * ch - len(samples)))
+    fade = min(frames, max(1, round(FADE_SECONDS * params.framerate)))
+    for i in range(fade):  # frames counted back from the end: gain (i / fade) at the i-th last
+        gain = i / fade
+        for c in range(ch):
+            k = (frames - 1 - i) * ch + c
+            samples[k] = int(samples[k] * gain)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(ch)
+        w.setsampwidth(2)
+        w.setframerate(params.framerate)
+        w.writeframes(samples.tobytes())
+
+
 # --- piano roll ----------------------------------------------------------------------------------
-def piano_roll_png(melody: Melody, title: str = "") -> bytes:
-    """A piano-roll picture: notes as bars, bar lines and beat grid, pitch names on the y axis."""
+def piano_roll_png(melody: Melody, title: str = "", prime_end: int | None = None) -> bytes:
+    """A piano-roll picture: notes as bars, each bar's line and beat grid (bars may differ in
+    length), pitch names on the y axis, and a labelled line where a prime ends (``prime_end``,
+    a grid step) when the melody continues one."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    q = STEPS_PER_QUARTER
-    ts = melody.time_signature
-    bar = melody.bar_steps
-    beat = ts.beat_steps
+    q, starts, total = STEPS_PER_QUARTER, melody.bar_starts, melody.total_steps
+    if prime_end is not None and not 0 <= prime_end <= total:
+        raise MusicError(f"prime end {prime_end} is outside the melody's 0-{total} steps")
     lo, hi = melody.pitch_range()
     lo, hi = lo - 2, hi + 2
-    fig = Figure(figsize=(min(4 + 1.1 * melody.n_bars * bar / (4 * q), 24), 2 + 0.14 * (hi - lo)), dpi=100)
+    fig = Figure(figsize=(min(4 + 1.1 * total / (4 * q), 24), 2 + 0.14 * (hi - lo)), dpi=100)
     ax = fig.add_subplot()
+    beats = [x for b in range(melody.n_bars) for x in range(starts[b], starts[b + 1], melody.meter_at(b).beat_steps)]
     # one collection per kind of line and per pitch row: a long piece draws in seconds, not minutes
-    ax.vlines([x / q for x in range(0, melody.total_steps + 1, beat)], lo - 0.5, hi + 0.5, color="#dddddd", lw=0.6, zorder=0)
-    ax.vlines([x / q for x in range(0, melody.total_steps + 1, bar)], lo - 0.5, hi + 0.5, color="#444444", lw=1.2, zorder=1)
+    ax.vlines([x / q for x in beats], lo - 0.5, hi + 0.5, color="#dddddd", lw=0.6, zorder=0)
+    ax.vlines([x / q for x in starts], lo - 0.5, hi + 0.5, color="#444444", lw=1.2, zorder=1)
     rows: dict[int, list[tuple[float, float]]] = {}
     for n in melody.notes:
         rows.setdefault(n.pitch, []).append((n.start / q, n.duration / q))
     for pitch, spans in rows.items():
         ax.broken_barh(spans, (pitch - 0.4, 0.8), facecolors="#2a6fb0", edgecolors="#123456", linewidth=0.6, zorder=2)
+    if prime_end is not None:
+        ax.axvline(prime_end / q, color="#d62728", lw=2.0, ls="--", zorder=3)
+        ax.annotate("prime ends", (prime_end / q, hi + 0.5), xytext=(4, -4), textcoords="offset points",
+                    color="#d62728", fontsize=8, fontweight="bold", va="top", zorder=4)
     ticks = [p for p in range(lo, hi + 1) if (hi - lo <= 24) or p % 12 in (0, 4, 7)]
     ax.set_yticks(ticks, [pitch_name(p) for p in ticks], fontsize=7)
     ax.set_ylim(lo - 0.5, hi + 0.5)
-    ax.set_xlim(0, melody.total_steps / q)
+    ax.set_xlim(0, total / q)
     bars = range(0, melody.n_bars, max(1, melody.n_bars // 16))
-    ax.set_xticks([b * bar / q for b in bars], [str(b + 1) for b in bars], fontsize=7)
+    ax.set_xticks([starts[b] / q for b in bars], [str(b + 1) for b in bars], fontsize=7)
     ax.set_xlabel("bar")
-    ax.set_title(title or f"{melody.title or 'melody'}  {melody.key.name}  {ts}  {melody.tempo:g} bpm", fontsize=9)
+    meters = "→".join(dict.fromkeys(str(m) for m in [melody.time_signature] + [m for _, m in melody.meter_changes]))
+    ax.set_title(title or f"{melody.title or 'melody'}  {melody.key.name}  {meters}  {melody.tempo:g} bpm", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
 
 
-def write_piano_roll(melody: Melody, path: str | Path, force: bool = False, title: str = "") -> Path:
-    """Write the piano-roll PNG."""
-    return atomic_write(Path(path), piano_roll_png(melody, title), force=force)
+def write_piano_roll(melody: Melody, path: str | Path, force: bool = False, title: str = "",
+                     prime_end: int | None = None) -> Path:
+    """Write the piano-roll PNG (with the 'prime ends' line at grid step ``prime_end`` if given)."""
+    return atomic_write(Path(path), piano_roll_png(melody, title, prime_end), force=force)
