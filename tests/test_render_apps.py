@@ -101,6 +101,14 @@ def test_irregular_meters_beamed_by_their_groups(tmp_path: Path, meter: str, bea
     assert [n.findtext("beam[@number='1']") for n in notes] == beams
 
 
+def test_rests_in_compound_time_follow_the_beats(tmp_path: Path):
+    """A 6/8 pickup after five eighths of rest: a dotted-quarter rest and a quarter rest."""
+    m = Melody((Note(30, 6, 76), Note(36, 36, 74)), TimeSignature(6, 8), Key(2, minor=True), 2)
+    first = measures(xml_of(m, tmp_path))[0].findall("note")
+    assert [(n.find("rest") is not None, n.findtext("type"), n.find("dot") is not None) for n in first] == [
+        (True, "quarter", True), (True, "quarter", False), (False, "eighth", False)]
+
+
 # --- WAV ------------------------------------------------------------------------------------
 def test_melody_seconds_is_the_bars_length():
     assert render.melody_seconds(Melody((), TimeSignature(4, 4), Key(0), 4, tempo=120.0)) == 8.0

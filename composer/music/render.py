@@ -15,7 +15,7 @@ from pathlib import Path
 
 from composer.errors import MusicError, OutputError
 from composer.files import atomic_write
-from composer.music.melody import STEPS_PER_QUARTER, Melody, pitch_name
+from composer.music.melody import STEPS_PER_QUARTER, Melody, Note, pitch_name
 
 SOUNDFONT_PLACES = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/*.sf2",
                     "/usr/share/sounds/sf2/*.sf2", "/opt/homebrew/share/soundfonts/*.sf2",
@@ -72,6 +72,22 @@ def _m21_tempo(bpm: float, ts):
     return tempo.MetronomeMark(number=round(bpm, 2))
 
 
+def _rest_spans(melody: Melody, t: int, u: int) -> list[tuple[int, int]]:
+    """The rests from step ``t`` to ``u``, cut at bar lines and, in compound and irregular
+    meters, where beat groups start (6/8: a dotted-quarter rest and a quarter rest, not a half
+    and an eighth)."""
+    cuts = {t, u}
+    for b in range(melody.bar_of(t), melody.bar_of(max(t, u - 1)) + 1):
+        at, ts = melody.bar_starts[b], melody.meter_at(b)
+        cuts.add(at)
+        if ts.is_compound or len(set(ts.groups)) > 1:
+            for g in ts.groups:
+                at += g
+                cuts.add(at)
+    edges = sorted(c for c in cuts if t <= c <= u)
+    return list(zip(edges, edges[1:]))
+
+
 def m21_instrument(program: int = 0):
     """The music21 instrument for a General MIDI program (73: Flute), keeping the program."""
     from music21 import instrument
@@ -102,16 +118,16 @@ def to_music21(melody: Melody, program: int = 0):
     for b, k in ((0, melody.key),) + melody.key_changes:
         part.insert(Fraction(starts[b], q), _m21_key(k))
     t = 0
-    for n in melody.notes:
-        if n.start > t:
-            part.insert(Fraction(t, q), note.Rest(quarterLength=Fraction(n.start - t, q)))
+    for n in melody.notes + (Note(melody.total_steps, 1, 0),):  # a sentinel for the last rest
+        for a, b in _rest_spans(melody, t, n.start):
+            part.insert(Fraction(a, q), note.Rest(quarterLength=Fraction(b - a, q)))
+        if n.start == melody.total_steps:
+            break
         p = pitch.Pitch(midi=n.pitch)
         if melody.key_at(melody.bar_of(n.start)).sharps < 0 and p.accidental is not None and p.accidental.name == "sharp":
             p = p.getEnharmonic()
         part.insert(Fraction(n.start, q), note.Note(p, quarterLength=Fraction(n.duration, q)))
         t = n.end
-    if melody.total_steps > t:
-        part.insert(Fraction(t, q), note.Rest(quarterLength=Fraction(melody.total_steps - t, q)))
     from music21 import metadata
 
     score = stream.Score()
