@@ -195,7 +195,7 @@ def test_odd_resolutions(tmp_path: Path, tpq: int):
     assert r.quantized == len(steps) - exact  # triplets are off the tick grid unless tpq is a multiple of 3
 
 
-def test_several_time_signatures_keep_the_main_section(tmp_path: Path):
+def test_every_meter_section_is_kept_with_its_meter(tmp_path: Path):
     # 2 bars of 3/4 (6 notes), then 4/4 restated every bar for 4 bars (16 notes), then 2 bars of 6/8.
     tpq = 480
     a = [(i * 12, 12, 60 + i) for i in range(6)]
@@ -205,9 +205,13 @@ def test_several_time_signatures_keep_the_main_section(tmp_path: Path):
     p = write_ticks(tmp_path / "m.mid", [{"name": "Flute", "notes": line(a + b + c, tpq)}], meters=meters,
                     tempos=((0, 90.0), (72 * 40, 100.0), (120 * 40, 140.0)))
     r = read_report(p)
-    assert str(r.melody.time_signature) == "4/4" and len(r.melody.notes) == 16 and r.melody.n_bars == 4
-    assert r.dropped == 10 and r.melody.notes[0] == Note(0, 12, 70)
-    assert r.melody.tempo == 100.0  # the tempo in force where the kept section starts
+    m = r.melody
+    assert str(m.time_signature) == "3/4" and len(m.notes) == 26 and m.n_bars == 8 and r.dropped == 0
+    assert m.meter_changes == ((2, TimeSignature(4, 4)), (6, TimeSignature(6, 8)))  # restated 4/4: no change
+    assert m.bar_starts[2:4] == (72, 120) and m.notes[6] == Note(72, 12, 70) and m.total_steps == 264 + 72
+    assert m.tempo == 90.0  # the tempo at bar 1
+    again = read_report(tmp_path / "again.mid" if write_midi(m, tmp_path / "again.mid") else None).melody
+    assert again == m  # the meter changes are written at their bar lines and read back
 
 
 def test_pickup_bar_written_as_its_own_meter(tmp_path: Path):

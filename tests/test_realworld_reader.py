@@ -27,19 +27,7 @@ CORPUS = Path(__file__).parent.parent / "midi_corpus"
 TRACK = {"melody_plus_block_chords.mid": "Violin"}  # files with more than one track: the melody's name
 PIANO = "piano_melody_over_accompaniment.mid"  # melody on top: the chords under its held notes are not tune
 PENDING = pytest.mark.xfail(strict=True, reason="issue 13: reader rewrite pending")
-FAILING_TODAY = {  # kept share with today's reader (skyline, one meter stretch)
-    "anthem_4-2.mid",  # 0.17: 4/2 and 4/4 bars alternate, one stretch kept
-    "bar_1_32.mid",  # 0.52: a 31/32 + 1/32 split bar ends the first stretch
-    "doublestop_reel.mid",  # 0.73: sixths held over the bar hide the melody under them
-    "drone_above.mid",  # 0.74: a note held two bars above the melody
-    "hymn_6-2.mid",  # 0.48: 6/2 with 8/4 bars
-    "jig_short_repeat_bars.mid",  # 0.46: 5/8 and 1/8 bars before the repeats
-    "meter_changes_3-4_2-4.mid",  # 0.23
-    "meter_changes_6-8_9-8.mid",  # 0.29
-    "pickup_mid_tune.mid",  # 0.48: a 1/4 bar before part B
-    "reel_quarter_bar_before_repeat.mid",  # 0.33: 1/4 pickups and 3/4 first endings
-    "song_3-1.mid",  # 0.96: the 2/1 pickup bar and the 5/2 last bar
-}
+FAILING_TODAY: set[str] = set()  # issue 13 fixed every file (kept shares before: tests/fixtures/realworld/README.md)
 
 
 def _cases(names, failing):
@@ -85,8 +73,7 @@ def test_piano_part_gives_its_tune_without_the_accompaniment(roundtrip):
     assert extra_notes(src, out, under_held=False) == 0  # no chord note from under a held melody note
 
 
-@pytest.mark.parametrize("name", _cases(["same_tick_1-4_4-4.mid", "same_tick_4-4_1-4.mid"],
-                                        {"same_tick_4-4_1-4.mid"}))
+@pytest.mark.parametrize("name", _cases(["same_tick_1-4_4-4.mid", "same_tick_4-4_1-4.mid"], set()))
 def test_of_two_meters_at_one_tick_the_bars_meter_wins(roundtrip, name: str):
     pm = pretty_midi.PrettyMIDI(str(roundtrip[1] / name))
     assert [(ts.numerator, ts.denominator) for ts in pm.time_signature_changes] == [(4, 4)]

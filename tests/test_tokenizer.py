@@ -129,7 +129,9 @@ def test_encode_refuses_what_it_cannot_represent():
     with pytest.raises(TokenizerError):
         TOKENIZER.encode(Melody((Note(0, 6, 110),), TimeSignature(4, 4), Key(0), 1))  # above the piano
     with pytest.raises(TokenizerError):
-        TOKENIZER.encode(Melody((Note(0, 6, 60),), TimeSignature(9, 4), Key(0), 1))  # bar longer than 8 quarters
+        TOKENIZER.encode(Melody((Note(0, 6, 60),), TimeSignature(17, 4), Key(0), 1))  # bar longer than 16 quarters
+    with pytest.raises(TokenizerError, match="version 1"):
+        Tokenizer.for_version(1).encode(Melody((Note(0, 6, 60),), TimeSignature(9, 4), Key(0), 1))  # v1: 8 quarters
 
 
 def test_vocab_json_round_trip_and_version():
@@ -150,7 +152,7 @@ def test_vocab_layout():
     v = VOCAB
     assert len(set(v.tokens)) == len(v) == len(Vocab.build())
     assert (v.pad, v.bos, v.eos) == (0, 1, 2)
-    for kind, count in ((POS, 8 * Q), (PITCH, PITCH_MAX - PITCH_MIN + 1), (DUR, MAX_DUR), (KEY, 24), (BAR, 1)):
+    for kind, count in ((POS, 16 * Q), (PITCH, PITCH_MAX - PITCH_MIN + 1), (DUR, MAX_DUR), (KEY, 24), (BAR, 1)):
         ids = np.flatnonzero(v.kinds == kind)
         assert len(ids) == count and np.all(np.diff(ids) == 1) and ids[0] == v.first(kind)
     assert v.values[v.id("Pitch_60")] == 60 and v.values[v.id("Dur_96")] == 96 and v.values[v.id("Pos_0")] == 0

@@ -37,15 +37,18 @@ def _overlap(a: Path, b: Path) -> bool:
 @click.option("--write-roundtrip", "out_dir", type=click.Path(path_type=Path), default=None, callback=check_path,
               help="Write each usable file decoded back from its tokens into this folder (same names).")
 @click.option("--force", is_flag=True, help="Overwrite existing files in the --write-roundtrip folder.")
+@click.option("--track", default=None, metavar="NAME|N",
+              help="The melody track by name or number (1 = the first track with notes); default: chosen by name and range.")
 @click.option("-q", "--quiet", is_flag=True, help="List only skipped files, then the totals.")
-def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> None:
+def command(source: Path, out_dir: Path | None, force: bool, track: str | None, quiet: bool) -> None:
     """Show what the tokenizer keeps of each MIDI file in DIR.
 
-    Per file: notes, bars, meter, key (estimated when the file has no key
-    signature), the track taken as melody, notes moved to the rhythm grid
-    (quantized) and notes dropped (chords, other meters, outside the piano
-    range), or why the file is skipped. Then totals. Exit status 0 when at
-    least one file is usable.
+    Per file: notes, bars, meter and key (with their changes; the key estimated
+    when the file has no key signature), the track taken as melody, and what
+    was lost and why: notes cut as chord notes or inner voices, notes outside
+    the piano range, bars merged or split to fit the grid, notes moved to the
+    rhythm grid (quantized); or why the file is skipped. Then totals. Exit
+    status 0 when at least one file is usable.
     """
     from composer.music.midi_io import read_report, write_midi
     from composer.tokens.tokenizer import Tokenizer
@@ -60,7 +63,7 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
         rel = path.relative_to(root).as_posix()
         shown = printable(rel)
         try:
-            r = read_report(path)
+            r = read_report(path, track)
             ids = tok.encode(r.melody)
         except ComposerError as e:
             reason = getattr(e, "reason", None) or str(e)
@@ -70,14 +73,12 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
         m = r.melody
         rows.append((rel, ids, m))
         totals.update(notes=len(m.notes), bars=m.n_bars, quantized=r.quantized, dropped=r.dropped,
-                      estimated=int(r.key_estimated))
+                      estimated=int(r.key_estimated), changed=int(bool(m.meter_changes or m.key_changes)))
         if not quiet:
-            key = m.key.name + (" (estimated)" if r.key_estimated else "")
-            click.echo(f"{shown}: {len(m.notes)} notes, {m.n_bars} bars, {m.time_signature}, key {key}, "
-                       f"track {r.track!r}, {r.quantized} quantized, {r.dropped} dropped")
+            click.echo(f"{shown}: {_describe(r)}")
     click.echo(f"{len(files)} files: {len(rows)} usable, {len(skipped)} skipped; {totals['notes']} notes in "
                f"{totals['bars']} bars, {totals['quantized']} quantized, {totals['dropped']} dropped; "
-               f"key estimated for {totals['estimated']}")
+               f"key estimated for {totals['estimated']}; {totals['changed']} change meter or key")
     for reason, n in Counter(_kind(r) for _, r in skipped).most_common():
         click.echo(f"  skipped, {reason}: {n}")
     if not rows:
@@ -92,6 +93,18 @@ def command(source: Path, out_dir: Path | None, force: bool, quiet: bool) -> Non
             write_midi(tok.decode(ids, tempo=m.tempo, title=m.title), target, text=f"composer round trip of {rel}",
                        force=force)
         click.echo(f"wrote {len(rows)} round-trip files to {printable(out_dir)}")
+
+
+def _describe(r) -> str:
+    """One file's line: what was kept, then what was lost and why."""
+    m = r.melody
+    meter = str(m.time_signature) + (f" (+{len(m.meter_changes)} meter changes)" if m.meter_changes else "")
+    key = m.key.name + (" (estimated)" if r.key_estimated else "") + (f" (+{len(m.key_changes)} key changes)" if m.key_changes else "")
+    lost = [f"{r.inner_voices} cut as chord notes or inner voices"] if r.inner_voices else []
+    lost += [f"{r.off_piano} outside the piano range"] if r.off_piano else []
+    lost += [f"{r.reshaped_bars} bars merged, split or re-metered to fit the grid"] if r.reshaped_bars else []
+    return (f"{len(m.notes)} notes, {m.n_bars} bars, {meter}, key {key}, track {r.track!r}, {r.quantized} quantized, "
+            f"{r.dropped} dropped" + (f" ({'; '.join(lost)})" if lost else ""))
 
 
 def _kind(reason: str) -> str:

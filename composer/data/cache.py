@@ -30,10 +30,10 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "composer"
 
 
-def cache_path(cache_dir: Path, folder: Path) -> Path:
+def cache_path(cache_dir: Path, folder: Path, version: int = TOKENIZER_VERSION) -> Path:
     """The cache file of a corpus folder (by its absolute path) and the tokenizer version."""
     tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    return cache_dir / f"corpus-{tag}-v{TOKENIZER_VERSION}.npz"
+    return cache_dir / f"corpus-{tag}-v{version}.npz"
 
 
 _CACHE_ARRAYS = ("hashes", "offsets", "ids", "notes", "meters", "keys", "reasons", "stat_paths", "stats", "stat_hashes")
@@ -50,15 +50,15 @@ def checksum(arrays: dict[str, np.ndarray], names: tuple[str, ...] = _CACHE_ARRA
     return h.hexdigest()
 
 
-def read_cache(path: Path) -> tuple[dict[str, Entry], dict[str, tuple[tuple[int, int, int], str]]]:
+def read_cache(path: Path, version: int = TOKENIZER_VERSION) -> tuple[dict[str, Entry], dict[str, tuple[tuple[int, int, int], str]]]:
     """(entries by content hash, {path: (stat, hash)}); an unreadable, damaged or foreign cache is
     empty, so every file is tokenized again and the cache rewritten."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            if int(z["version"]) != TOKENIZER_VERSION or "checksum" not in z.files:
+            if int(z["version"]) != version or "checksum" not in z.files:
                 return {}, {}
             a = {name: z[name] for name in _CACHE_ARRAYS}
-            if str(z["checksum"]) != checksum(a) or not _consistent(a):
+            if str(z["checksum"]) != checksum(a) or not _consistent(a, version):
                 return {}, {}
     except Exception:  # not a zip, a member missing or truncated: rebuilt
         return {}, {}
@@ -69,11 +69,11 @@ def read_cache(path: Path) -> tuple[dict[str, Entry], dict[str, tuple[tuple[int,
     return entries, {p: (tuple(st), h) for p, st, h in stat_rows}
 
 
-def _consistent(a: dict[str, np.ndarray]) -> bool:
+def _consistent(a: dict[str, np.ndarray], version: int = TOKENIZER_VERSION) -> bool:
     """Whether the cache's arrays fit together: one row per entry, offsets from 0 rising to the end
     of the ids, token ids inside the vocabulary, tokens for usable entries only, stats of known
     entries. Cheap (linear); with the checksum it keeps a damaged cache from being read."""
-    from composer.tokens.tokenizer import Tokenizer
+    from composer.tokens.tokenizer import Vocab
 
     n = len(a["hashes"])
     off, ids, usable = a["offsets"], a["ids"], a["reasons"] == ""
@@ -83,7 +83,7 @@ def _consistent(a: dict[str, np.ndarray]) -> bool:
         return False
     if off[0] != 0 or off[-1] != len(ids) or (np.diff(off) < 0).any():
         return False
-    if len(ids) and (ids.min() < 0 or ids.max() >= len(Tokenizer())):
+    if len(ids) and (ids.min() < 0 or ids.max() >= len(Vocab.build(version))):
         return False
     if ((np.diff(off) > 0) != usable).any() or len(set(a["hashes"].tolist())) != n:
         return False
@@ -92,7 +92,8 @@ def _consistent(a: dict[str, np.ndarray]) -> bool:
             and set(a["stat_hashes"].tolist()) <= set(a["hashes"].tolist()))
 
 
-def write_cache(path: Path, entries: dict[str, Entry], stats: dict[str, tuple[tuple[int, int, int], str]]) -> None:
+def write_cache(path: Path, entries: dict[str, Entry], stats: dict[str, tuple[tuple[int, int, int], str]],
+                version: int = TOKENIZER_VERSION) -> None:
     """Write the entries and stats atomically; a read-only cache folder is left alone."""
     hashes = list(entries)
     seqs = [entries[h][0] if entries[h][0] is not None else np.zeros(0, np.int16) for h in hashes]
@@ -111,7 +112,7 @@ def write_cache(path: Path, entries: dict[str, Entry], stats: dict[str, tuple[tu
         stat_hashes=np.array([h for _, h in stats.values()], dtype="U64"),
     )
     buf = io.BytesIO()
-    np.savez(buf, version=np.int64(TOKENIZER_VERSION), checksum=np.array(checksum(arrays)), **arrays)
+    np.savez(buf, version=np.int64(version), checksum=np.array(checksum(arrays)), **arrays)
     try:
         atomic_write(path, buf.getvalue(), force=True)
     except ComposerError:

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from composer.tokens.tokenizer import TOKENIZER_VERSION
 from composer.data.cache import Entry, cache_path, default_cache_dir, read_cache, write_cache
 from composer.errors import ComposerError, CorpusError
 from composer.music.midi_io import MAX_FILE_BYTES
@@ -101,14 +102,14 @@ def _scan(folder: str) -> list[tuple[str, tuple[int, int, int]]]:
 _Entry = Entry  # (ids int16 or None, notes, meter, key, reason); reason is "" when usable
 
 
-def tokenize_file(path: str | Path) -> _Entry:
-    """Read and encode one file; a bad file gives ``(None, 0, "", "", reason)``, never raises."""
+def tokenize_file(path: str | Path, version: int = TOKENIZER_VERSION) -> _Entry:
+    """Read and encode one file (tokenizer ``version``); a bad file gives ``(None, 0, "", "", reason)``, never raises."""
     from composer.music.midi_io import read_melody
     from composer.tokens.tokenizer import Tokenizer
 
     try:
         melody = read_melody(path)
-        ids = np.asarray(Tokenizer().encode(melody), dtype=np.int16)
+        ids = np.asarray(Tokenizer.for_version(version).encode(melody), dtype=np.int16)
         return ids, len(melody.notes), str(melody.time_signature), melody.key.name, ""
     except ComposerError as e:
         return None, 0, "", "", getattr(e, "reason", None) or str(e)
@@ -116,8 +117,8 @@ def tokenize_file(path: str | Path) -> _Entry:
         return None, 0, "", "", f"unexpected error ({type(e).__name__}: {e})"
 
 
-def _tokenize_chunk(paths: list[str]) -> list[_Entry]:
-    return [tokenize_file(p) for p in paths]
+def _tokenize_chunk(paths: list[str], version: int = TOKENIZER_VERSION) -> list[_Entry]:
+    return [tokenize_file(p, version) for p in paths]
 
 
 _HASH_CHUNK = 1 << 20
@@ -144,18 +145,20 @@ def load_corpus(
     cache_dir: str | Path | None | bool = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    version: int = TOKENIZER_VERSION,
 ) -> Corpus:
     """Tokenize every MIDI file under ``folder``; bad files are skipped with their reason.
 
     ``cache_dir=False`` disables the cache; ``workers`` defaults to the CPU count
-    (1 = in this process). ``progress(done, total)`` is called as files finish."""
+    (1 = in this process). ``progress(done, total)`` is called as files finish. ``version``: the
+    tokenizer version to encode with (a model's own; default this composer's)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CorpusError(f"{folder} is not a folder: give a folder of .mid files")
     found = _scan(str(folder))
     if not found:
         raise CorpusError(f"{folder} holds no .mid or .midi files: add MIDI files or give another folder")
-    files, skipped = _tokenized(folder, found, cache_dir, workers, progress)
+    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, version=version)
     if not files:
         why = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise CorpusError(f"no usable MIDI file in {folder}: all {len(found)} were skipped{why}; run `compose check {folder}`")
@@ -164,7 +167,7 @@ def load_corpus(
 
 def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str] | None = None, *,
                 cache_dir: str | Path | None | bool = None, workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> list[TokenizedFile]:
+                progress: Callable[[int, int], None] | None = None, version: int = TOKENIZER_VERSION) -> list[TokenizedFile]:
     """The listed files of ``folder`` (paths relative to it), tokenized through the same cache,
     in the given order; nothing else in the folder is read. CorpusError names the first file
     that is missing, changed (its sha256 differs from ``hashes``) or no longer usable."""
@@ -178,7 +181,7 @@ def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str]
         if not stat.S_ISREG(st.st_mode):  # a device or FIFO would never finish hashing
             raise CorpusError(f"{folder / rel} is not a regular file")
         found.append((rel, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
-    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, whole=False)
+    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, whole=False, version=version)
     if skipped:
         raise CorpusError(f"{folder / skipped[0][0]} is no longer usable ({skipped[0][1]})")
     for f in files:
@@ -189,12 +192,12 @@ def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str]
 
 
 def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cache_dir, workers, progress,
-               whole: bool = True) -> tuple[list[TokenizedFile], list[tuple[str, str]]]:
+               whole: bool = True, version: int = TOKENIZER_VERSION) -> tuple[list[TokenizedFile], list[tuple[str, str]]]:
     """(usable files, skipped (path, reason)) of ``found`` (path, stat) in ``folder``, through the
     cache; ``whole``: ``found`` is the whole folder, so entries of files gone are dropped."""
     total = len(found)
-    cache_file = None if cache_dir is False else cache_path(Path(cache_dir or default_cache_dir()), folder)
-    cached, old_stats = read_cache(cache_file) if cache_file is not None and cache_file.exists() else ({}, {})
+    cache_file = None if cache_dir is False else cache_path(Path(cache_dir or default_cache_dir()), folder, version)
+    cached, old_stats = read_cache(cache_file, version) if cache_file is not None and cache_file.exists() else ({}, {})
     # A file whose size and times are unchanged keeps its recorded content hash (as git does);
     # any other file is hashed again, so entries are always found by content.
     hashes, stats, entries = [], {}, {}
@@ -220,14 +223,14 @@ def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cach
     done = total - sum(1 for h in hashes if h not in entries)
     if progress:
         progress(done, total)
-    for h, entry in zip([h for h, _ in todo], list(_run(todo, workers, total, done, progress))):
+    for h, entry in zip([h for h, _ in todo], list(_run(todo, workers, total, done, progress, version))):
         entries[h] = entry
     if cache_file is not None and (todo or stats.keys() != old_stats.keys() or len(cached) != len(entries)):
         keep = {h: entries[h] for h in dict.fromkeys(hashes) if not h.startswith("unreadable:")}
         if not whole:  # a few listed files: the rest of the folder's entries stay cached
             keep, stats = {**cached, **keep}, {**old_stats, **stats}
         if whole or todo or stats.keys() != old_stats.keys():
-            write_cache(cache_file, keep, stats)
+            write_cache(cache_file, keep, stats, version)
     files, skipped = [], []
     for (rel, _), h in zip(found, hashes):
         ids, notes, meter, key, reason = entries[h]
@@ -238,17 +241,18 @@ def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cach
     return files, skipped
 
 
-def _run(todo: list[tuple[str, str]], workers: int | None, total: int, done: int, progress) -> Iterable[_Entry]:
+def _run(todo: list[tuple[str, str]], workers: int | None, total: int, done: int, progress,
+         version: int = TOKENIZER_VERSION) -> Iterable[_Entry]:
     """Tokenize the ``todo`` files (hash, path) in order, in worker processes when it pays."""
     paths = [p for _, p in todo]
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths) // _CHUNK + 1))
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     if workers == 1:
-        results = map(_tokenize_chunk, chunks)
+        results = map(_tokenize_chunk, chunks, [version] * len(chunks))
         pool = None
     else:
         pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_tokenize_chunk, chunks)
+        results = pool.map(_tokenize_chunk, chunks, [version] * len(chunks))
     try:
         for chunk in results:
             yield from chunk

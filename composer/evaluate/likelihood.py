@@ -105,7 +105,7 @@ def folder_likelihood(bundle: ModelBundle, folder: str | Path | None, *, baselin
         files, skipped = bundle.training_files("val", data, progress), ()
         label = f"{bundle.data_folder(data)} (the checkpoint's validation files)"
     else:
-        corpus = load_corpus(folder, progress=progress)
+        corpus = load_corpus(folder, progress=progress, version=bundle.tokenizer.version)
         files, skipped, label = corpus.files, corpus.skipped, str(folder)
     from composer.evaluate.match import MatchMixer, match_features, mixed_nlls
 

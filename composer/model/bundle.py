@@ -173,7 +173,7 @@ class ModelBundle:
         folder = self.data_folder(data)
         if not names:
             raise CorpusError(f"{self.name} records no {'training' if which == 'train' else 'validation'} files")
-        return load_listed(folder, names, dict(self.record.hashes), progress=progress)
+        return load_listed(folder, names, dict(self.record.hashes), progress=progress, version=self.tokenizer.version)
 
     def copy_index(self, data: str | Path | None = None, progress: Progress | None = None):
         """The originality index of the training melodies: the file cached beside the checkpoint
@@ -234,12 +234,13 @@ def load_bundle(checkpoint: str | Path | None = None, device: str | torch.device
 def _tokenizer(blob: dict, path: Path) -> Tokenizer:
     """The tokenizer a checkpoint was trained with; CheckpointError saying whether its version or,
     under the same version number, its vocabulary differs from this composer's."""
-    from composer.tokens.tokenizer import TOKENIZER_VERSION
+    from composer.tokens.tokenizer import VERSIONS, Vocab
 
-    version, tokens, ours = blob.get("tokenizer_version"), blob.get("vocab"), Tokenizer().vocab.tokens
-    if version != TOKENIZER_VERSION:
+    version, tokens = blob.get("tokenizer_version"), blob.get("vocab")
+    if version not in VERSIONS or isinstance(version, bool):
         raise CheckpointError(f"{path} was trained with tokenizer version {repr(version)[:40]} (this composer reads "
-                              f"version {TOKENIZER_VERSION}): retrain with `compose train`")
+                              f"versions {', '.join(map(str, VERSIONS))}): retrain with `compose train`")
+    ours = Vocab.build(version).tokens
     if not isinstance(tokens, (list, tuple)):
         why = "it records no vocabulary"
     elif len(tokens) != len(ours):
@@ -249,7 +250,7 @@ def _tokenizer(blob: dict, path: Path) -> Tokenizer:
         why = None if i is None else f"its token {i} is {repr(tokens[i])[:40]}, this composer's {ours[i]!r}"
     if why is not None:
         raise CheckpointError(f"{path} was trained with a different vocabulary under the same tokenizer version "
-                              f"{TOKENIZER_VERSION} ({why}): retrain with `compose train`")
+                              f"{version} ({why}): retrain with `compose train`")
     try:
         return Tokenizer.from_tokens(tokens, version)
     except ComposerError as e:

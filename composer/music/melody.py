@@ -1,14 +1,17 @@
 """The Melody type: a monophonic line on a rhythm grid, with meter, key and tempo.
 
 Times are integer grid steps (``STEPS_PER_QUARTER`` per quarter note, fine enough
-for sixteenths and eighth/sixteenth triplets). Bar lines fall at multiples of the
-bar length from step 0, so a pickup (anacrusis) sits at the end of bar 1.
+for sixteenths and eighth/sixteenth triplets). Bar 1 starts at step 0, so a pickup
+(anacrusis) sits at the end of bar 1. The meter and key may change at a bar line
+(``meter_changes``, ``key_changes``: a short bar before a repeat written as its own 1/8 bar,
+a tune that moves from 3/4 to 2/4 or modulates); bar lines then follow the bars' own lengths.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from composer.errors import MusicError
@@ -66,7 +69,10 @@ def notes_from_arrays(start, duration, pitch) -> tuple[Note, ...]:
 
 @dataclass(frozen=True)
 class Melody:
-    """A monophonic melody: sorted, non-overlapping notes within ``n_bars`` bars."""
+    """A monophonic melody: sorted, non-overlapping notes within ``n_bars`` bars.
+
+    ``time_signature`` and ``key`` hold from bar 1; ``meter_changes`` and ``key_changes`` list
+    ``(bar index, new value)`` for later bars (0-based, increasing, each a real change)."""
 
     notes: tuple[Note, ...]
     time_signature: TimeSignature
@@ -74,26 +80,75 @@ class Melody:
     n_bars: int
     tempo: float = field(default=120.0, compare=False)
     title: str = field(default="", compare=False)
+    meter_changes: tuple[tuple[int, TimeSignature], ...] = ()
+    key_changes: tuple[tuple[int, Key], ...] = ()
 
     def __post_init__(self) -> None:
-        bar = self.time_signature.bar_steps
+        for name, changes, first in (("meter", self.meter_changes, self.time_signature), ("key", self.key_changes, self.key)):
+            prev_bar, prev = 0, first
+            for bar, value in changes:
+                if not prev_bar < bar < self.n_bars or value == prev:
+                    raise MusicError(f"bad {name} change to {value} at bar {bar + 1} of {self.n_bars}")
+                prev_bar, prev = bar, value
         prev_end = 0
         for n in self.notes:
             if n.start < prev_end:
                 raise MusicError(f"notes overlap or are unsorted at step {n.start}")
             prev_end = n.end
-        if self.n_bars < 1 or prev_end > self.n_bars * bar:
+        if self.n_bars < 1 or prev_end > self.total_steps:
             raise MusicError(f"{len(self.notes)} notes do not fit in {self.n_bars} bars")
 
     @property
     def bar_steps(self) -> int:
-        """Grid steps in one bar of the melody's meter."""
+        """Grid steps in one bar of the first meter (every bar's when ``uniform``)."""
         return self.time_signature.bar_steps
+
+    @property
+    def uniform(self) -> bool:
+        """True when no meter changes: bar lines at multiples of ``bar_steps``."""
+        return not self.meter_changes
+
+    @cached_property
+    def bar_starts(self) -> tuple[int, ...]:
+        """Step of each bar line: bar i spans bar_starts[i]..bar_starts[i + 1] (n_bars + 1 values)."""
+        if not self.meter_changes:
+            return tuple(range(0, (self.n_bars + 1) * self.bar_steps, self.bar_steps))
+        out, at, length = [0], 0, self.bar_steps
+        changes = dict(self.meter_changes)
+        for bar in range(self.n_bars):
+            length = changes[bar].bar_steps if bar in changes else length
+            at += length
+            out.append(at)
+        return tuple(out)
 
     @property
     def total_steps(self) -> int:
         """Grid steps from the first bar line to the last."""
-        return self.n_bars * self.bar_steps
+        return self.bar_starts[-1] if self.meter_changes else self.n_bars * self.bar_steps
+
+    def meter_at(self, bar: int) -> TimeSignature:
+        """The meter of bar ``bar`` (0-based)."""
+        return _at(bar, self.time_signature, self.meter_changes)
+
+    def key_at(self, bar: int) -> Key:
+        """The key of bar ``bar`` (0-based)."""
+        return _at(bar, self.key, self.key_changes)
+
+    @property
+    def last_meter(self) -> TimeSignature:
+        return self.meter_at(self.n_bars - 1)
+
+    @property
+    def last_key(self) -> Key:
+        return self.key_at(self.n_bars - 1)
+
+    def bar_of(self, step: int) -> int:
+        """The bar (0-based) holding grid step ``step``."""
+        if not self.meter_changes:
+            return step // self.bar_steps
+        import bisect
+
+        return min(bisect.bisect_right(self.bar_starts, step) - 1, self.n_bars - 1)
 
     def pitch_range(self) -> tuple[int, int]:
         """(lowest, highest) pitch; (60, 60) for a melody without notes."""
@@ -103,23 +158,38 @@ class Melody:
         return min(pitches), max(pitches)
 
     def transpose(self, semitones: int) -> Melody:
-        """Shift every pitch and the key by ``semitones``."""
+        """Shift every pitch and key by ``semitones``."""
         notes = tuple(Note(n.start, n.duration, n.pitch + semitones) for n in self.notes)
-        return replace(self, notes=notes, key=self.key.transpose(semitones))
+        keys = tuple((b, k.transpose(semitones)) for b, k in self.key_changes)
+        return replace(self, notes=notes, key=self.key.transpose(semitones), key_changes=keys)
 
     def bars(self, first: int, count: int) -> Melody:
         """The ``count`` bars from bar ``first`` (0-based); notes crossing the cut are clipped."""
-        bar = self.bar_steps
-        lo, hi = first * bar, (first + count) * bar
+        starts = self.bar_starts
+        count = max(1, min(count, self.n_bars - first))
+        lo, hi = starts[first], starts[first + count]
         notes = tuple(
             Note(max(n.start, lo) - lo, min(n.end, hi) - max(n.start, lo), n.pitch)
             for n in self.notes
             if n.end > lo and n.start < hi
         )
-        return replace(self, notes=notes, n_bars=count)
+        meters = tuple((b - first, m) for b, m in self.meter_changes if first < b < first + count)
+        keys = tuple((b - first, k) for b, k in self.key_changes if first < b < first + count)
+        return replace(self, notes=notes, n_bars=count, time_signature=self.meter_at(first), key=self.key_at(first),
+                       meter_changes=meters, key_changes=keys)
 
     def __len__(self) -> int:
         return len(self.notes)
+
+
+def _at(bar: int, first, changes):
+    """The value in effect at ``bar`` given the first value and (bar, value) changes."""
+    value = first
+    for b, v in changes:
+        if b > bar:
+            break
+        value = v
+    return value
 
 
 def transpositions(melody: Melody, low: int = PITCH_MIN, high: int = PITCH_MAX) -> list[Melody]:

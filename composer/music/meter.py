@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from composer.errors import MusicError
 from composer.music.melody import STEPS_PER_QUARTER
 
-MAX_BAR_STEPS = 8 * STEPS_PER_QUARTER  # longest bar the composer handles: 4/2, 8/4, 16/8
-SUPPORTED_DENOMINATORS = (2, 4, 8, 16)  # the tokenizer has no 1/1 or n/32 meters
+MAX_BAR_STEPS = 16 * STEPS_PER_QUARTER  # longest bar the composer handles: 4/1, 8/2, 16/4, 32/8
+SUPPORTED_DENOMINATORS = (1, 2, 4, 8, 16, 32)  # n/32 only where the bar is whole grid steps (even n)
+MAX_NUMERATOR = 32
+V1_MAX_BAR_STEPS, V1_DENOMINATORS = 8 * STEPS_PER_QUARTER, (2, 4, 8, 16)  # tokenizer version 1's meters
 _METER = re.compile(r"^\s*([0-9]{1,6})\s*/\s*([0-9]{1,6})\s*$")  # ASCII digits only: int() also reads '４'
 
 
@@ -58,6 +60,23 @@ class TimeSignature:
         return self.numerator // 3 if self.is_compound else self.numerator
 
     @property
+    def groups(self) -> tuple[int, ...]:
+        """Lengths in grid steps of the bar's beat groups, the pulses a player accents: one per
+        beat, dotted in compound time; irregular bars gathered in twos and threes (5/8 as 3+2,
+        7/8 as 2+2+3, 5/4 as 3+2, 7/4 as 4+3)."""
+        whole, n = 4 * STEPS_PER_QUARTER, self.numerator
+        if whole % self.denominator:  # n/32: a 32nd is not whole steps
+            return (self.bar_steps,)
+        unit = whole // self.denominator
+        if self.is_compound:
+            return (3 * unit,) * (n // 3)
+        if n in (5, 7) and self.denominator <= 4:
+            return (3 * unit, 2 * unit) if n == 5 else (4 * unit, 3 * unit)
+        if n >= 5 and n % 2 and self.denominator >= 8:  # 5/8, 7/8, 11/8, 13/16 ...
+            return (3 * unit, 2 * unit) if n == 5 else (2 * unit,) * ((n - 3) // 2) + (3 * unit,)
+        return (self.bar_steps // n,) * n if self.bar_steps % n == 0 else (self.bar_steps,)
+
+    @property
     def usual_tempo(self) -> float:
         """A usual tempo in quarter notes per minute: lilting compound meters, brisk cut time."""
         return 150.0 if self.is_compound else 180.0 if self.denominator == 2 else 120.0
@@ -83,17 +102,32 @@ def check_supported(ts: TimeSignature) -> None:
     if ts.denominator not in SUPPORTED_DENOMINATORS:
         raise MusicError(f"time signature {ts} is not supported: the denominator must be "
                          f"{', '.join(map(str, SUPPORTED_DENOMINATORS[:-1]))} or {SUPPORTED_DENOMINATORS[-1]}")
+    if ts.numerator > MAX_NUMERATOR:
+        raise MusicError(f"time signature {ts} is not supported: at most {MAX_NUMERATOR} beats a bar")
     if ts.bar_steps > MAX_BAR_STEPS:
         raise MusicError(f"time signature {ts} is not supported: its bar of {ts.bar_steps / STEPS_PER_QUARTER:g} "
                          f"quarters is longer than {MAX_BAR_STEPS // STEPS_PER_QUARTER}")
 
 
-def supported_meters() -> list[TimeSignature]:
-    """Every n/d with d in ``SUPPORTED_DENOMINATORS`` whose bar fits ``MAX_BAR_STEPS``."""
+def supported_meters(max_bar_steps: int = MAX_BAR_STEPS,
+                     denominators: tuple[int, ...] = SUPPORTED_DENOMINATORS) -> list[TimeSignature]:
+    """Every n/d (n <= 32, d in ``denominators``) whose bar is whole grid steps and fits
+    ``max_bar_steps`` (the defaults: what this composer reads and writes)."""
     out = []
-    for den in SUPPORTED_DENOMINATORS:
-        for num in range(1, 33):
-            ts = TimeSignature(num, den)
-            if ts.bar_steps <= MAX_BAR_STEPS:
-                out.append(ts)
+    for den in denominators:
+        for num in range(1, MAX_NUMERATOR + 1):
+            if (num * 4 * STEPS_PER_QUARTER) % den == 0 and num * 4 * STEPS_PER_QUARTER // den <= max_bar_steps:
+                out.append(TimeSignature(num, den))
     return out
+
+
+def meter_for_steps(steps: int, denominator: int = 4) -> TimeSignature | None:
+    """A supported meter whose bar lasts ``steps`` grid steps (a short or split bar given its own
+    time signature), preferring ``denominator``, then finer ones: 18 steps -> 3/8. None if none."""
+    whole = 4 * STEPS_PER_QUARTER
+    for den in (denominator, 4, 8, 16, 2, 1, 32):
+        if den in SUPPORTED_DENOMINATORS and steps > 0 and (steps * den) % whole == 0:
+            num = steps * den // whole
+            if num <= MAX_NUMERATOR and steps <= MAX_BAR_STEPS:
+                return TimeSignature(num, den)
+    return None

@@ -19,13 +19,14 @@ import numpy as np
 from composer.errors import MidiError, MusicError
 from composer.music.keys import Key, estimate_key
 from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Melody, notes_from_arrays
-from composer.music.meter import TimeSignature, supported_meters
+from composer.music.barlines import BarGrid, bar_grid, meter_events
+from composer.music.meter import MAX_BAR_STEPS
+from composer.music.voices import melody_line
 from composer.music.midi_write import clean_text as _clean, melody_to_bytes, velocities, write_midi  # noqa: F401 (re-exported)
 
 MAX_BARS = 4096  # longer melodies are refused (guards against absurd tick values)
 MAX_FILE_BYTES = 32 * 2**20
 MAX_NOTES = 500_000  # per file: bounds memory and time (the largest real songs hold a few ten thousand)
-_METERS = frozenset(supported_meters())  # the meters the composer handles (a TimeSig token each)
 _MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|sing|solo|tune", re.I)
 
 
@@ -37,13 +38,16 @@ class ReadReport:
     track: str  # name of the track used as melody, else "track N" (N counts the tracks holding notes)
     source_notes: int  # notes in that track
     quantized: int  # notes of the melody whose onset or end moved to reach the grid
-    dropped: int  # notes removed: chords/inner voices (skyline), outside the meter section kept, off the piano
+    dropped: int  # notes removed: inner voices and chord notes, notes off the piano
     key_estimated: bool  # True when the file had no key signature
+    inner_voices: int = 0  # of them: chord notes and voices other than the melody line
+    off_piano: int = 0  # of them: notes outside the piano range
+    reshaped_bars: int = 0  # bars merged (under a sixteenth), split (over 16 quarters) or given a derived meter
 
 
-def read_melody(path: str | Path) -> Melody:
+def read_melody(path: str | Path, track: str | int | None = None) -> Melody:
     """The melody of a MIDI file, quantized to the grid; raises MidiError."""
-    return read_report(path).melody
+    return read_report(path, track).melody
 
 
 def _load_score(path: Path):
@@ -122,77 +126,13 @@ def _choose_track(path: Path, score):
     return max(candidates, key=score_of)
 
 
-def _meter_section(path: Path, score, on: np.ndarray) -> tuple[TimeSignature, float, int, int]:
-    """The single-meter stretch holding most of the melody's notes (ties: the longer one):
-    (meter, origin tick of bar 1, first tick kept, end tick). A section shorter than one bar
-    just before it (a pickup written as its own bar, e.g. 1/4 then 4/4) is kept as a pickup."""
-    at: dict[int, TimeSignature | None] = {}
-    for ts in score.time_signatures:  # the last event at a tick wins
-        num, den = int(ts.numerator), int(ts.denominator)
-        if num < 1 or den < 1 or den & (den - 1) or den > 64:
-            continue  # a malformed event, not a meter: ignored
-        try:
-            meter = TimeSignature(num, den)
-            at[int(ts.time)] = meter if meter in _METERS else None
-        except Exception:
-            at[int(ts.time)] = None
-    if not at or min(at) > 0:
-        at[0] = TimeSignature(4, 4)  # the MIDI default before any time signature
-    changes: list[tuple[int, TimeSignature | None]] = []
-    for t, meter in sorted(at.items()):
-        if not changes or changes[-1][1] != meter:  # a restated meter continues its section
-            changes.append((t, meter))
-    bounds = [t for t, _ in changes[1:]] + [max(int(on.max()) + 1, changes[-1][0] + 1)]
-    on_sorted = np.sort(on)
-    best, best_rank = None, None
-    for j, ((t0, meter), t1) in enumerate(zip(changes, bounds)):
-        count = int(np.searchsorted(on_sorted, t1) - np.searchsorted(on_sorted, t0))
-        if meter is not None and count and (best_rank is None or (count, t1 - t0) > best_rank):
-            best, best_rank = j, (count, t1 - t0)
-    if best is None:
-        raise MidiError(path, "no notes in a supported time signature")
-    (t0, meter), t1 = changes[best], bounds[best]
-    bar_ticks = meter.bar_steps * score.ticks_per_quarter / STEPS_PER_QUARTER
-    origin = first = t0
-    if best > 0 and t0 - changes[best - 1][0] < bar_ticks:
-        first = changes[best - 1][0]
-        origin = t0 - bar_ticks
-    if best + 1 == len(changes):
-        t1 = np.iinfo(np.int64).max
-    return meter, origin, first, t1
-
-
-def _skyline(start: np.ndarray, end: np.ndarray, pitch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Monophonic line: at each onset the highest note; a higher note cuts a sounding lower one;
-    a lower note starting under a sounding one is an inner voice and dropped, unless it starts
-    within a sixteenth of that note's end and outlasts it (legato playing: it cuts the note).
-    Returns (index of each kept note in the input, its start, its end)."""
-    order = np.lexsort((-pitch, start))
-    start, end, pitch = start[order], end[order], pitch[order]
-    if len(start) < 2 or (np.all(start[1:] > start[:-1]) and np.all(end[:-1] <= start[1:])):
-        return order, start, end  # already monophonic: the usual case for melody tracks
-    legato = STEPS_PER_QUARTER // 4
-    out: list[list[int]] = []  # [start, end, pitch, input index]
-    for s, e, p, i in zip(start.tolist(), end.tolist(), pitch.tolist(), order.tolist()):
-        if out:
-            last = out[-1]
-            if s == last[0]:
-                continue  # same onset, lower note
-            if s < last[1]:
-                if p < last[2] and not (last[1] - s <= legato and e > last[1]):
-                    continue  # lower note under a sounding one
-                last[1] = s
-        out.append([s, e, p, i])
-    kept = np.asarray(out, dtype=np.int64).reshape(-1, 4)
-    return kept[:, 3], kept[:, 0], kept[:, 1]
-
-
-def read_report(path: str | Path) -> ReadReport:
-    """Read a MIDI file into a Melody and say what was kept; raises MidiError."""
+def read_report(path: str | Path, track: str | int | None = None) -> ReadReport:
+    """Read a MIDI file into a Melody and say what was kept; raises MidiError. ``track``: the
+    melody track by name or number (1 = the first track holding notes), else chosen by name and range."""
     path = Path(path)
     score = _load_score(path)
-    index, track = _choose_track(path, score)
-    arr = track.notes.numpy()
+    index, chosen = _choose_track(path, score) if track is None else _named_track(path, score, track)
+    arr = chosen.notes.numpy()
     n_source = len(arr["time"])
     tpq = score.ticks_per_quarter
     t_on = arr["time"].astype(np.int64)
@@ -200,45 +140,81 @@ def read_report(path: str | Path) -> ReadReport:
     pitch = arr["pitch"].astype(np.int64)
     if t_on.min() < 0:
         raise MidiError(path, "negative note times (corrupt file)")
-    meter, origin, first, sec_end = _meter_section(path, score, t_on)
-    bar = meter.bar_steps
-    if (int(t_off.max()) - origin) * STEPS_PER_QUARTER / tpq > MAX_BARS * bar:
-        raise MidiError(path, f"longer than {MAX_BARS} bars (absurd tick values?)")
-    keep = (t_on >= first) & (t_on < sec_end) & (pitch >= PITCH_MIN) & (pitch <= PITCH_MAX)
-    if not keep.any():
+    in_range = (pitch >= PITCH_MIN) & (pitch <= PITCH_MAX)
+    if not in_range.any():
         raise MidiError(path, f"no notes in the piano range {PITCH_MIN}-{PITCH_MAX}")
-    pitch = pitch[keep]
-    # Fractional grid steps from bar 1's origin; exact for any resolution (integer ratios).
-    f_on = (t_on[keep] - origin) * (STEPS_PER_QUARTER / tpq)
-    f_off = (np.minimum(t_off[keep], sec_end) - origin) * (STEPS_PER_QUARTER / tpq)
+    t_on, t_off, pitch = t_on[in_range], t_off[in_range], pitch[in_range]
+    if (int(t_off.max()) - int(t_on.min())) * STEPS_PER_QUARTER / tpq > MAX_BARS * MAX_BAR_STEPS:
+        raise MidiError(path, f"longer than {MAX_BARS} bars (absurd tick values?)")
+    raw = [(int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures]
+    grid = bar_grid(meter_events(raw, t_on, t_off, tpq), tpq, int(t_on.min()), int(t_off.max()))
+    if len(grid.meters) > MAX_BARS:
+        raise MidiError(path, f"longer than {MAX_BARS} bars (absurd tick values?)")
+    # Fractional grid steps from bar 1's line; exact for any resolution (integer ratios).
+    f_on = (t_on - grid.origin) * (STEPS_PER_QUARTER / tpq)
+    f_off = (t_off - grid.origin) * (STEPS_PER_QUARTER / tpq)
     on, off = np.rint(f_on).astype(np.int64), np.rint(f_off).astype(np.int64)
     moved = (np.abs(f_on - on) > 1e-6) | (np.abs(f_off - off) > 1e-6)
-    off = np.maximum(off, on + 1)
-    kept, on, off = _skyline(on, off, pitch)
+    off = np.minimum(np.maximum(off, on + 1), grid.starts[-1])
+    kept, on, off = melody_line(on, off, pitch)
     pitch, moved = pitch[kept], moved[kept]
-    shift = int(on[0]) // bar * bar  # drop whole empty bars before the first note
     try:
-        notes = notes_from_arrays(on - shift, off - on, pitch)
-        n_bars = max(1, -(-notes[-1].end // bar))
-        key_estimated, key = True, None
-        first_on = int(t_on[keep].min())
-        for ks in score.key_signatures:
-            if int(ks.time) <= max(first, first_on) and -7 <= int(ks.key) <= 7 and int(ks.tonality) in (0, 1):
-                key, key_estimated = Key.from_sharps(int(ks.key), bool(ks.tonality)), False
-        if key is None:
-            key = estimate_key(pitch, off - on)
+        notes = notes_from_arrays(on, off - on, pitch)
+        starts = np.asarray(grid.starts)
+        key, key_changes, key_estimated = _keys(score, grid, tpq, starts, pitch, off - on)
         tempos = [(int(tp.time), float(tp.qpm)) for tp in score.tempos]
-        before = [q for t, q in tempos if t <= max(first, 0)]
+        before = [q for t, q in tempos if t <= max(grid.origin, 0)]
         tempo = before[-1] if before else tempos[0][1] if tempos else 120.0
         tempo = round(tempo, 3) if 1 <= tempo <= 1000 else 120.0
-        melody = Melody(notes, meter, key, n_bars, tempo=tempo, title=_clean(track.name) or path.stem)
+        melody = Melody(notes, grid.meters[0], key, len(grid.meters), tempo=tempo, title=_clean(chosen.name) or path.stem,
+                        meter_changes=grid.changes(), key_changes=key_changes)
     except MusicError as e:  # the reader promises MidiError only
         raise MidiError(path, str(e)) from None
     return ReadReport(
         melody=melody,
-        track=_clean(track.name) or f"track {index + 1}",
+        track=_clean(chosen.name) or f"track {index + 1}",
         source_notes=n_source,
         quantized=int(moved.sum()),
         dropped=n_source - len(notes),
         key_estimated=key_estimated,
+        inner_voices=int(in_range.sum()) - len(notes),
+        off_piano=n_source - int(in_range.sum()),
+        reshaped_bars=grid.reshaped,
     )
+
+
+def _keys(score, grid: BarGrid, tpq: int, starts: np.ndarray, pitch: np.ndarray, dur: np.ndarray):
+    """(key of bar 1, later key changes by bar, whether estimated): the file's key signature at
+    bar 1, and each later one from the bar it starts (the next bar when it comes mid-bar)."""
+    step_ticks = tpq / STEPS_PER_QUARTER
+    events = [(int(ks.time), Key.from_sharps(int(ks.key), bool(ks.tonality))) for ks in score.key_signatures
+              if -7 <= int(ks.key) <= 7 and int(ks.tonality) in (0, 1)]
+    if not events:
+        return estimate_key(pitch, dur), (), True
+    by_bar: dict[int, Key] = {}
+    for t, k in events:  # in file order: the last event for a bar wins
+        step = (t - grid.origin) / step_ticks
+        bar = int(np.searchsorted(starts, step - 1, side="left"))  # first bar line at or after it (one step's slack)
+        by_bar[min(bar, len(grid.meters))] = k
+    key = by_bar.pop(0, None) or events[0][1]
+    changes: list[tuple[int, Key]] = []
+    for bar in sorted(b for b in by_bar if b < len(grid.meters)):
+        if by_bar[bar] != (changes[-1][1] if changes else key):
+            changes.append((bar, by_bar[bar]))
+    return key, tuple(changes), False
+
+
+def _named_track(path: Path, score, track: str | int):
+    """The track asked for by number (1 = the first track holding notes) or by name (any case)."""
+    tracks = [(i, t) for i, t in enumerate(score.tracks) if len(t.notes) > 0]
+    names = ", ".join(f"{n} {_clean(t.name)!r}" if _clean(t.name) else str(n) for n, (_, t) in enumerate(tracks, 1))
+    text = str(track).strip()
+    if text.isdigit():
+        n = int(text)
+        if 1 <= n <= len(tracks):
+            return tracks[n - 1]
+        raise MidiError(path, f"has no track {n} with notes (tracks: {names or 'none'})")
+    for i, t in tracks:
+        if _clean(t.name).casefold() == text.casefold():
+            return i, t
+    raise MidiError(path, f"has no track named {text!r} with notes (tracks: {names or 'none'})")

@@ -1,20 +1,22 @@
 """The token grammar as vectorized masks: which ids may come next, for a batch of sequences.
 
-A body is ``(Bar (Pos Pitch Dur+)*)*`` followed by a closing token, and must hold
-exactly ``target`` bars. Per sequence the state is a phase, the bars opened ``b``,
-the bar length and a cursor (the end of the last note, or the onset of the note
-being written). Because each kind's ids are contiguous, every allowed set is a
+A body is ``(Bar TimeSig? Key? (Pos Pitch Dur+)*)*`` followed by a closing token, and must
+hold exactly ``target`` bars. Per sequence the state is a phase, the bars opened ``b``, the
+current bar's start and length, and a cursor (the end of the last note, or the onset of the
+note being written). A meter or key change (``TimeSig``/``Key`` after ``Bar``, vocabulary
+version 2) is accepted in forced tokens (a prime) and changes the bar length from there;
+sampling never draws one, so a generated melody keeps the meter and key it is in. Because each kind's ids are contiguous, every allowed set is a
 union of at most two id ranges plus the single ``Bar`` and closing ids, so a mask
 for the whole batch costs a handful of numpy comparisons, never a Python loop.
 
-Rules (``t`` = cursor, ``s`` = start of the current bar ``(b-1) * bar_len``):
+Rules (``t`` = cursor, ``s`` = start of the current bar):
   in a bar      ``Pos_p`` for ``max(t - s, 0) <= p < bar_len`` (monophonic: no onset
                 before the previous note ends); ``Bar`` while ``b < target`` (when
                 sampling, not before the first note: a melody never opens with an
                 empty bar, which MIDI readers would drop); the
                 closing id once ``b == target`` and a note sounds in the last bar.
   after Pos     ``Pitch`` inside the pitch range.
-  after Pitch   ``Dur_d`` with the note ending by ``target * bar_len``.
+  after Pitch   ``Dur_d`` with the note ending by the last bar line ``s + (target - b + 1) * bar_len``.
   after Dur_96  a further ``Dur`` (the values add up) or any in-bar option.
 The closing id is ``EOS`` at the end of a melody, or ``Bar`` when another section
 follows (that ``Bar`` then opens the next section and is not consumed here).
@@ -28,9 +30,10 @@ from composer.errors import TokenizerError
 from composer.music.melody import PITCH_MAX, PITCH_MIN
 from functools import lru_cache
 
-from composer.tokens.tokenizer import BAR, DUR, MAX_DUR, PITCH, POS, Vocab
+from composer.tokens.tokenizer import BAR, DUR, KEY, MAX_DUR, PITCH, POS, TIMESIG, Vocab
 
-IN_BAR, AFTER_POS, AFTER_PITCH, AFTER_LONG_DUR, DONE, INVALID = range(6)
+IN_BAR, AFTER_POS, AFTER_PITCH, AFTER_LONG_DUR, DONE, INVALID, AFTER_BAR, AFTER_TS = range(8)
+_OPEN = (IN_BAR, AFTER_LONG_DUR, AFTER_BAR, AFTER_TS)  # phases where a note, Bar or close may come
 
 
 class Tables:
@@ -43,7 +46,9 @@ class Tables:
         self.bar, self.eos, self.pad = vocab.bar, vocab.eos, vocab.pad
         self.ids = np.arange(self.size, dtype=np.int64)[None, :]  # (1, V) for broadcasting
         nxt = np.full(self.size, INVALID, dtype=np.int64)
-        nxt[kinds == BAR] = IN_BAR
+        nxt[kinds == BAR] = AFTER_BAR if vocab.changes else IN_BAR
+        nxt[kinds == TIMESIG] = AFTER_TS
+        nxt[kinds == KEY] = IN_BAR
         nxt[kinds == POS] = AFTER_POS
         nxt[kinds == PITCH] = AFTER_PITCH
         nxt[kinds == DUR] = IN_BAR
@@ -54,6 +59,8 @@ class Tables:
         self.is_pos = kinds == POS
         self.pos_value = np.where(kinds == POS, values, 0)
         self.dur_value = np.where(kinds == DUR, values, 0)
+        self.ts_value = np.where(kinds == TIMESIG, values, 0)  # a meter change's bar length
+        self.is_ts, self.is_key = kinds == TIMESIG, kinds == KEY
 
 
 @lru_cache(maxsize=4)
@@ -76,6 +83,7 @@ class Grammar:
         self.phase = np.full(batch, IN_BAR, dtype=np.int64)
         self.bars = np.zeros(batch, dtype=np.int64)  # Bar tokens seen
         self.cursor = np.zeros(batch, dtype=np.int64)  # end of last note / onset of the open note
+        self.start = np.zeros(batch, dtype=np.int64)  # step where the current bar starts
         self.target = np.ones(batch, dtype=np.int64)  # bars the current span must reach
         self.close = tables.eos
         self.pitch_ids = (tables.pitch0 + lo - PITCH_MIN, tables.pitch0 + hi - PITCH_MIN + 1)
@@ -94,12 +102,11 @@ class Grammar:
 
     def _ranges(self, forced: bool = False):
         """Per sequence: Pos range, Pitch/Dur range, Bar allowed, close allowed."""
-        t, ph, b, n, bl, cur = self.t, self.phase, self.bars, self.target, self.bar_len, self.cursor
-        in_bar = (ph == IN_BAR) | (ph == AFTER_LONG_DUR)
-        start = (b - 1) * bl
+        t, ph, b, n, bl, cur, start = self.t, self.phase, self.bars, self.target, self.bar_len, self.cursor, self.start
+        in_bar = np.isin(ph, _OPEN)
         pos_lo = t.pos0 + np.maximum(cur - start, 0)
-        pos_hi = np.where(in_bar, t.pos0 + bl, 0)
-        durs = np.minimum(n * bl - cur, MAX_DUR)
+        pos_hi = np.where(in_bar & (b > 0), t.pos0 + bl, 0)
+        durs = np.minimum(start + (n - b + 1) * bl - cur, MAX_DUR)
         is_pitch = ph == AFTER_POS
         d_lo = np.where(is_pitch, self.pitch_ids[0], t.dur0)
         d_hi = np.where(is_pitch, self.pitch_ids[1], np.where((ph == AFTER_PITCH) | (ph == AFTER_LONG_DUR), t.dur0 + durs, 0))
@@ -128,7 +135,9 @@ class Grammar:
         is_pitch = self.phase == AFTER_POS
         d_lo = np.where(is_pitch, self.t.pitch0, d_lo)
         d_hi = np.where(is_pitch, self.t.pitch0 + PITCH_MAX - PITCH_MIN + 1, d_hi)
-        return (((tok >= pos_lo) & (tok < pos_hi)) | ((tok >= d_lo) & (tok < d_hi))
+        change = (self.bars > 1) & ((self.t.is_ts[tok] & (self.phase == AFTER_BAR))
+                                    | (self.t.is_key[tok] & np.isin(self.phase, (AFTER_BAR, AFTER_TS))))
+        return (((tok >= pos_lo) & (tok < pos_hi)) | ((tok >= d_lo) & (tok < d_hi)) | change
                 | ((tok == self.t.bar) & bar_ok) | ((tok == self.close) & close_ok))
 
     def closing(self, tok: np.ndarray) -> np.ndarray:
@@ -140,9 +149,11 @@ class Grammar:
         t = self.t
         if active is not None:
             tok = np.where(active, tok, t.pad)  # PAD changes neither bars nor cursor
-        self.bars += t.is_bar[tok]
-        self.cursor = np.where(t.is_pos[tok], (self.bars - 1) * self.bar_len + t.pos_value[tok],
-                               self.cursor + t.dur_value[tok])
+        bar = t.is_bar[tok]
+        self.start = self.start + bar * (self.bars > 0) * self.bar_len
+        self.bars += bar
+        self.bar_len = np.where(t.is_ts[tok], t.ts_value[tok], self.bar_len)
+        self.cursor = np.where(t.is_pos[tok], self.start + t.pos_value[tok], self.cursor + t.dur_value[tok])
         nxt = t.next_phase[tok]
         self.phase = nxt if active is None else np.where(active, nxt, self.phase)
 
@@ -161,7 +172,7 @@ class Grammar1:
             raise TokenizerError(f"pitch range {lo}-{hi} is empty or outside {PITCH_MIN}-{PITCH_MAX}")
         self.t = tables
         self.bar_len = int(bar_steps)
-        self.phase, self.bars, self.cursor, self.target = IN_BAR, 0, 0, 1
+        self.phase, self.bars, self.cursor, self.target, self.start = IN_BAR, 0, 0, 1, 0
         self.close = tables.eos
         self.pitch_ids = (tables.pitch0 + lo - PITCH_MIN, tables.pitch0 + hi - PITCH_MIN + 1)
         self.blocked = np.ones((1, tables.size), dtype=bool)
@@ -175,14 +186,13 @@ class Grammar1:
         self.close = self.t.eos if final else self.t.bar
 
     def _ranges(self, forced: bool = False) -> tuple[int, int, int, int, bool, bool]:
-        t, ph, b, n, bl, cur = self.t, self.phase, self.bars, self.target, self.bar_len, self.cursor
-        in_bar = ph == IN_BAR or ph == AFTER_LONG_DUR
-        start = (b - 1) * bl
-        pos_lo, pos_hi = t.pos0 + max(cur - start, 0), (t.pos0 + bl if in_bar else 0)
+        t, ph, b, n, bl, cur, start = self.t, self.phase, self.bars, self.target, self.bar_len, self.cursor, self.start
+        in_bar = ph in _OPEN
+        pos_lo, pos_hi = t.pos0 + max(cur - start, 0), (t.pos0 + bl if in_bar and b > 0 else 0)
         if ph == AFTER_POS:
             d_lo, d_hi = (t.pitch0, t.pitch0 + PITCH_MAX - PITCH_MIN + 1) if forced else self.pitch_ids
         elif ph == AFTER_PITCH or ph == AFTER_LONG_DUR:
-            d_lo, d_hi = t.dur0, t.dur0 + min(n * bl - cur, MAX_DUR)
+            d_lo, d_hi = t.dur0, t.dur0 + min(start + (n - b + 1) * bl - cur, MAX_DUR)
         else:
             d_lo, d_hi = 0, 0
         bar_ok = in_bar and b < n and (forced or b == 0 or cur > 0)
@@ -205,6 +215,8 @@ class Grammar1:
 
     def allows1(self, tok: int) -> bool:
         pos_lo, pos_hi, d_lo, d_hi, bar_ok, close_ok = self._ranges(forced=True)
+        if self.t.is_ts[tok] or self.t.is_key[tok]:
+            return self.bars > 1 and (self.phase == AFTER_BAR or (self.phase == AFTER_TS and bool(self.t.is_key[tok])))
         return (pos_lo <= tok < pos_hi or d_lo <= tok < d_hi or (tok == self.t.bar and bar_ok)
                 or (tok == self.close and close_ok))
 
@@ -216,11 +228,16 @@ class Grammar1:
         """Take one token."""
         t = self.t
         if tok == t.bar:
+            if self.bars:
+                self.start += self.bar_len
             self.bars += 1
-            self.phase = IN_BAR
+            self.phase = int(t.next_phase[tok])
         elif t.is_pos[tok]:
-            self.cursor = (self.bars - 1) * self.bar_len + int(t.pos_value[tok])
+            self.cursor = self.start + int(t.pos_value[tok])
             self.phase = AFTER_POS
+        elif t.is_ts[tok]:
+            self.bar_len = int(t.ts_value[tok])
+            self.phase = AFTER_TS
         else:
             self.cursor += int(t.dur_value[tok])
             self.phase = int(t.next_phase[tok])

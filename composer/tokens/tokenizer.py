@@ -5,7 +5,9 @@ A melody becomes::
     BOS TimeSig_6/8 Key_Am  Bar Pos_0 Pitch_69 Dur_6 Pos_6 Pitch_72 Dur_12 ...  Bar ...  EOS
 
 One ``Bar`` token opens every bar (empty bars too), so the number of bars is
-exact. Each note is ``Pos_p`` (onset within its bar, in grid steps),
+exact. From version 2 a ``TimeSig`` and/or ``Key`` token may follow a ``Bar`` to change the
+meter or key from that bar on (as REMI+ does): ``Bar TimeSig_1/8 Pos_0 ... Bar TimeSig_6/8``
+keeps a short bar before a repeat with its real length. Generation never emits one. Each note is ``Pos_p`` (onset within its bar, in grid steps),
 ``Pitch_n`` and one or more ``Dur_d`` tokens whose values add up to its
 length: a note longer than ``MAX_DUR`` steps is ``Dur_96 Dur_96 ... Dur_r``.
 Rests are the gaps between one note's end and the next onset. Tempo is not a
@@ -14,149 +16,21 @@ token: it is kept in the MIDI file, not learnt.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
-
 import numpy as np
 
 from composer.errors import TokenizerError
 from composer.music.keys import Key
-from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER, Melody, notes_from_arrays
-from composer.music.meter import MAX_BAR_STEPS, TimeSignature, supported_meters
-
-TOKENIZER_VERSION = 1
-MAX_DUR = 8 * STEPS_PER_QUARTER  # longest single Dur token; longer notes chain tokens
-
-# Token kinds, as stored in ``Vocab.kinds``.
-SPECIAL, TIMESIG, KEY, BAR, POS, PITCH, DUR = range(7)
-KIND_NAMES = ("Special", "TimeSig", "Key", "Bar", "Pos", "Pitch", "Dur")
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """The token vocabulary: strings, their kinds and values, and id lookups."""
-
-    tokens: tuple[str, ...]
-    version: int = TOKENIZER_VERSION
-
-    @classmethod
-    def build(cls) -> Vocab:
-        toks = ["PAD", "BOS", "EOS"]
-        toks += [f"TimeSig_{ts}" for ts in supported_meters()]
-        toks += [f"Key_{Key.from_index(i).name}" for i in range(24)]
-        toks += ["Bar"]
-        toks += [f"Pos_{p}" for p in range(MAX_BAR_STEPS)]
-        toks += [f"Pitch_{p}" for p in range(PITCH_MIN, PITCH_MAX + 1)]
-        toks += [f"Dur_{d}" for d in range(1, MAX_DUR + 1)]
-        return cls(tuple(toks))
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    @cached_property
-    def index(self) -> dict[str, int]:
-        return {t: i for i, t in enumerate(self.tokens)}
-
-    @cached_property
-    def kinds(self) -> np.ndarray:
-        """Kind of each id (SPECIAL, TIMESIG, ...), shape (V,)."""
-        kinds = np.empty(len(self), dtype=np.int64)
-        for i, t in enumerate(self.tokens):
-            head = t.split("_")[0]
-            kinds[i] = KIND_NAMES.index(head) if head in KIND_NAMES else SPECIAL
-        return kinds
-
-    @cached_property
-    def values(self) -> np.ndarray:
-        """Numeric value of each id (position, pitch, duration, key index, bar steps), else -1."""
-        vals = np.full(len(self), -1, dtype=np.int64)
-        for i, t in enumerate(self.tokens):
-            kind, _, v = t.partition("_")
-            if kind in ("Pos", "Pitch", "Dur"):
-                vals[i] = int(v)
-            elif kind == "Key":
-                vals[i] = Key.parse(v).index
-            elif kind == "TimeSig":
-                vals[i] = TimeSignature.parse(v).bar_steps
-        return vals
-
-    @cached_property
-    def kind_list(self) -> list[int]:
-        """``kinds`` as a Python list: per-token indexing of a list is several times faster."""
-        return self.kinds.tolist()
-
-    @cached_property
-    def value_list(self) -> list[int]:
-        return self.values.tolist()
-
-    def id(self, token: str) -> int:
-        try:
-            return self.index[token]
-        except KeyError:
-            raise TokenizerError(f"token {token!r} is not in the vocabulary") from None
-
-    pad = property(lambda self: self.index["PAD"])
-    bos = property(lambda self: self.index["BOS"])
-    eos = property(lambda self: self.index["EOS"])
-    bar = property(lambda self: self.index["Bar"])
-
-    def timesig_id(self, ts: TimeSignature) -> int:
-        tok = f"TimeSig_{ts}"
-        if tok not in self.index:
-            raise TokenizerError(f"time signature {ts} is not supported (bars longer than {MAX_BAR_STEPS // STEPS_PER_QUARTER} quarters)")
-        return self.index[tok]
-
-    def key_id(self, key: Key) -> int:
-        return self.index[f"Key_{key.name}"]
-
-    def pitch_id(self, pitch: int) -> int:
-        if not PITCH_MIN <= pitch <= PITCH_MAX:
-            raise TokenizerError(f"pitch {pitch} is outside the range {PITCH_MIN}-{PITCH_MAX}")
-        return self.index[f"Pitch_{pitch}"]
-
-    def first(self, kind: int) -> int:
-        """Lowest id of a kind (ids of one kind are contiguous)."""
-        return int(np.flatnonzero(self.kinds == kind)[0])
-
-    def transpose_table(self, semitones: int) -> np.ndarray:
-        """Id -> id map shifting pitch and key tokens; pitches pushed out of range map to -1."""
-        table = np.arange(len(self))
-        pitch0, key0 = self.first(PITCH), self.first(KEY)
-        p = np.flatnonzero(self.kinds == PITCH)
-        shifted = self.values[p] + semitones
-        table[p] = np.where((shifted >= PITCH_MIN) & (shifted <= PITCH_MAX), pitch0 + shifted - PITCH_MIN, -1)
-        k = np.flatnonzero(self.kinds == KEY)
-        kv = self.values[k]
-        table[k] = key0 + (kv % 12 + semitones) % 12 + 12 * (kv >= 12)
-        return table
-
-    def to_json(self) -> str:
-        return json.dumps({"tokenizer_version": self.version, "tokens": list(self.tokens)})
-
-    @classmethod
-    def from_json(cls, text: str) -> Vocab:
-        try:
-            data = json.loads(text)
-        except (TypeError, ValueError):
-            raise TokenizerError("vocabulary is not valid JSON") from None
-        tokens = data.get("tokens") if isinstance(data, dict) else None
-        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens) or len(set(tokens)) != len(tokens):
-            raise TokenizerError("vocabulary JSON has no valid 'tokens' list")
-        if data.get("tokenizer_version") != TOKENIZER_VERSION:
-            raise TokenizerError(
-                f"vocabulary is from tokenizer version {data.get('tokenizer_version')}, "
-                f"this composer uses version {TOKENIZER_VERSION}"
-            )
-        return cls(tuple(tokens), data["tokenizer_version"])
-
+from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, notes_from_arrays
+from composer.music.meter import TimeSignature
+from composer.tokens.vocab import (BAR, DUR, KEY, KIND_NAMES, MAX_DUR, PITCH, POS, SPECIAL, TIMESIG,  # noqa: F401 (re-exported)
+                                   TOKENIZER_VERSION, VERSIONS, Vocab, vocab_of)
 
 class Tokenizer:
     """The vocabulary with Melody <-> token ids: the object passed to every part that reads or
     writes tokens (a model's own comes from its checkpoint; ``Tokenizer()`` is this version's)."""
 
     def __init__(self, vocab: Vocab | None = None) -> None:
-        self.vocab = vocab if vocab is not None else _default_vocab()
+        self.vocab = vocab if vocab is not None else vocab_of(TOKENIZER_VERSION)
 
     @property
     def version(self) -> int:
@@ -172,11 +46,16 @@ class Tokenizer:
         return hash(self.vocab)
 
     @classmethod
+    def for_version(cls, version: int) -> Tokenizer:
+        """The tokenizer of ``version`` (1 or 2); TokenizerError for others."""
+        return cls(vocab_of(version))
+
+    @classmethod
     def from_tokens(cls, tokens, version: object) -> Tokenizer:
         """The tokenizer a checkpoint was trained with; TokenizerError when this composer cannot read it."""
-        ours = _default_vocab()
-        if version != TOKENIZER_VERSION:
-            raise TokenizerError(f"tokenizer version {version} (this composer reads version {TOKENIZER_VERSION})")
+        if version not in VERSIONS:
+            raise TokenizerError(f"tokenizer version {version} (this composer reads versions {', '.join(map(str, VERSIONS))})")
+        ours = vocab_of(version)
         if tuple(tokens) != ours.tokens:
             raise TokenizerError(f"a different vocabulary under tokenizer version {version} "
                                  f"({len(tuple(tokens))} tokens; this composer's has {len(ours.tokens)})")
@@ -203,10 +82,14 @@ class Tokenizer:
         ts = np.flatnonzero(kinds == TIMESIG)
         if len(ts) == 0:
             raise TokenizerError("token sequence has no TimeSig token")
-        bar_steps = int(values[ts[0]])
+        bars = np.flatnonzero(kinds == BAR)
+        # Each bar's length: the meter in effect at the token after its Bar (a change sits there).
+        last_ts = np.maximum.accumulate(np.where(kinds == TIMESIG, np.arange(len(ids)), ts[0]))
+        lengths = values[last_ts[np.minimum(bars + 1, len(ids) - 1)]]
+        bar_start = np.concatenate(([0], np.cumsum(lengths)))
         bar_no = np.cumsum(kinds == BAR) - 1  # bar of each token
         pos = kinds == POS
-        starts = bar_no[pos] * bar_steps + values[pos]
+        starts = bar_start[bar_no[pos]] + values[pos]
         pitches = values[kinds == PITCH]
         note_no = np.cumsum(kinds == PITCH) - 1  # note that each Dur token belongs to
         dur = kinds == DUR
@@ -215,32 +98,49 @@ class Tokenizer:
         return starts[:n], durations[:n], pitches[:n]
 
 
-@lru_cache(maxsize=1)
-def _default_vocab() -> Vocab:
-    return Vocab.build()
-
-
 def _encode(melody: Melody, v: Vocab) -> list[int]:
     """Token ids of a melody (BOS ... EOS), built with numpy: no per-token Python work."""
-    bar_len, n_bars = melody.bar_steps, melody.n_bars
+    n_bars = melody.n_bars
+    changes = [0] * n_bars  # change tokens after each Bar
+    after: dict[int, list[int]] = {}
+    if melody.meter_changes or melody.key_changes:
+        if not v.changes:
+            raise TokenizerError(f"tokenizer version {v.version} cannot hold meter or key changes "
+                                 f"(this melody changes at bar {min(b for b, _ in melody.meter_changes + melody.key_changes) + 1}): "
+                                 "retrain with `compose train` for version 2")
+        for b, m in melody.meter_changes:
+            after.setdefault(b, []).append(v.timesig_id(m))
+        for b, k in melody.key_changes:
+            after.setdefault(b, []).append(v.key_id(k))
+        for b, toks in after.items():
+            changes[b] = len(toks)
     head = [v.bos, v.timesig_id(melody.time_signature), v.key_id(melody.key)]
+    extra = np.asarray(changes, dtype=np.int64)
+    extra_before = np.concatenate(([0], np.cumsum(extra)))  # change tokens before each bar's Bar
     if not melody.notes:
-        return head + [v.bar] * n_bars + [v.eos]
+        out = list(head)
+        for b in range(n_bars):
+            out += [v.bar] + after.get(b, [])
+        return out + [v.eos]
     start, dur, pitch = np.array([(n.start, n.duration, n.pitch) for n in melody.notes], dtype=np.int64).T
     off_range = (pitch < PITCH_MIN) | (pitch > PITCH_MAX)
     if off_range.any():
         v.pitch_id(int(pitch[off_range][0]))  # raises the error naming the pitch
-    bar = start // bar_len
+    bar_starts = np.asarray(melody.bar_starts, dtype=np.int64)
+    bar = np.searchsorted(bar_starts, start, side="right") - 1
     n_dur = (dur + MAX_DUR - 1) // MAX_DUR  # Dur tokens per note: Dur_96 ... Dur_rest
     size = 2 + n_dur  # Pos Pitch Dur+
     before = np.concatenate(([0], np.cumsum(size)))  # note tokens before each note
-    note_at = 3 + (bar + 1) + before[:-1]  # header, Bar tokens up to its own bar, earlier notes
-    out = np.empty(3 + n_bars + int(before[-1]) + 1, dtype=np.int64)
+    note_at = 3 + (bar + 1) + extra_before[bar + 1] + before[:-1]  # header, Bars and changes up to its bar, earlier notes
+    out = np.empty(3 + n_bars + int(extra_before[-1]) + int(before[-1]) + 1, dtype=np.int64)
     out[:3] = head
     out[-1] = v.eos
-    out[3 + np.arange(n_bars) + before[np.searchsorted(bar, np.arange(n_bars))]] = v.bar
+    bar_at = 3 + np.arange(n_bars) + extra_before[:-1] + before[np.searchsorted(bar, np.arange(n_bars))]
+    out[bar_at] = v.bar
+    for b, toks in after.items():
+        out[bar_at[b] + 1: bar_at[b] + 1 + len(toks)] = toks
     pos0, pitch0, dur0 = v.index["Pos_0"], v.index[f"Pitch_{PITCH_MIN}"], v.index["Dur_1"]
-    out[note_at] = pos0 + start - bar * bar_len
+    out[note_at] = pos0 + start - bar_starts[bar]
     out[note_at + 1] = pitch0 + pitch - PITCH_MIN
     out[note_at + 1 + n_dur] = dur0 + dur - (n_dur - 1) * MAX_DUR - 1
     for i in np.flatnonzero(n_dur > 1).tolist():  # notes longer than MAX_DUR: rare
@@ -258,7 +158,9 @@ def _decode(ids, v: Vocab, tempo: float = 120.0, title: str = "") -> Melody:
         raise TokenizerError("token sequence must start with BOS, a TimeSig and a Key token")
     ts = TimeSignature.parse(v.tokens[seq[1]].split("_", 1)[1])
     key = Key.from_index(values[seq[2]])
-    bar_len = ts.bar_steps
+    meter, bar_start, bar_len = ts, 0, 0
+    meters: list[tuple[int, TimeSignature]] = []
+    keys: list[tuple[int, Key]] = []
     starts: list[int] = []
     durs: list[int] = []
     pitches: list[int] = []
@@ -269,8 +171,21 @@ def _decode(ids, v: Vocab, tempo: float = 120.0, title: str = "") -> Melody:
         if t == eos:
             break
         if kind == BAR:
+            bar_start += bar_len
             n_bars += 1
             i += 1
+            if i < len(seq) and kinds[seq[i]] == TIMESIG and n_bars > 1:
+                new = TimeSignature.parse(v.tokens[seq[i]].split("_", 1)[1])
+                if new != meter:
+                    meters.append((n_bars - 1, new))
+                meter = new
+                i += 1
+            if i < len(seq) and kinds[seq[i]] == KEY and n_bars > 1:
+                new_key = Key.from_index(values[seq[i]])
+                if new_key != (keys[-1][1] if keys else key):
+                    keys.append((n_bars - 1, new_key))
+                i += 1
+            bar_len = meter.bar_steps
         elif kind == POS and n_bars > 0:
             pos = values[t]
             if pos >= bar_len or i + 2 >= len(seq) or kinds[seq[i + 1]] != PITCH or kinds[seq[i + 2]] != DUR:
@@ -284,7 +199,7 @@ def _decode(ids, v: Vocab, tempo: float = 120.0, title: str = "") -> Melody:
                 i += 1
                 if last != MAX_DUR:
                     break
-            start = (n_bars - 1) * bar_len + pos
+            start = bar_start + pos
             if start < end:
                 raise TokenizerError(f"note at step {start} starts before the previous note ends ({end})")
             starts.append(start)
@@ -293,8 +208,11 @@ def _decode(ids, v: Vocab, tempo: float = 120.0, title: str = "") -> Melody:
             end = start + dur
         else:
             raise TokenizerError(f"unexpected token {v.tokens[t]} at position {i}")
-    n_bars = max(n_bars, 1, -(-end // bar_len))
-    return Melody(notes_from_arrays(starts, durs, pitches), ts, key, n_bars, tempo=tempo, title=title)
+    n_bars = max(n_bars, 1)
+    if end > bar_start + bar_len:  # a last note sounding past the bars written: whole bars of the last meter
+        n_bars += -(-(end - bar_start - bar_len) // meter.bar_steps)
+    return Melody(notes_from_arrays(starts, durs, pitches), ts, key, n_bars, tempo=tempo, title=title,
+                  meter_changes=tuple(meters), key_changes=tuple(keys))
 
 
 def _checked(ids, vocab: Vocab) -> list[int]:
