@@ -102,11 +102,14 @@ def test_irregular_meters_beamed_by_their_groups(tmp_path: Path, meter: str, bea
 
 
 def test_rests_in_compound_time_follow_the_beats(tmp_path: Path):
-    """A 6/8 pickup after five eighths of rest: a dotted-quarter rest and a quarter rest."""
-    m = Melody((Note(30, 6, 76), Note(36, 36, 74)), TimeSignature(6, 8), Key(2, minor=True), 2)
-    first = measures(xml_of(m, tmp_path))[0].findall("note")
-    assert [(n.find("rest") is not None, n.findtext("type"), n.find("dot") is not None) for n in first] == [
-        (True, "quarter", True), (True, "quarter", False), (False, "eighth", False)]
+    """A 6/8 pickup after five eighths of rest: a dotted-quarter rest and a quarter rest; an
+    empty bar: one rest."""
+    m = Melody((Note(30, 6, 76), Note(36, 36, 74)), TimeSignature(6, 8), Key(2, minor=True), 3)
+    kinds = [[(n.find("rest") is not None, n.findtext("type"), n.find("dot") is not None) for n in x.findall("note")]
+             for x in measures(xml_of(m, tmp_path))]
+    assert kinds[0] == [(True, "quarter", True), (True, "quarter", False), (False, "eighth", False)]
+    assert kinds[2] == [(True, None, False)]
+    assert measures(xml_of(m, tmp_path, force=True))[2].find("note/rest").get("measure") == "yes"  # one bar rest
 
 
 # --- WAV ------------------------------------------------------------------------------------

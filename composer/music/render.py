@@ -15,7 +15,7 @@ from pathlib import Path
 
 from composer.errors import MusicError, OutputError
 from composer.files import atomic_write
-from composer.music.melody import STEPS_PER_QUARTER, Melody, Note, pitch_name
+from composer.music.melody import STEPS_PER_QUARTER, Melody, pitch_name
 
 SOUNDFONT_PLACES = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/soundfonts/*.sf2",
                     "/usr/share/sounds/sf2/*.sf2", "/opt/homebrew/share/soundfonts/*.sf2",
@@ -75,12 +75,15 @@ def _m21_tempo(bpm: float, ts):
 def _rest_spans(melody: Melody, t: int, u: int) -> list[tuple[int, int]]:
     """The rests from step ``t`` to ``u``, cut at bar lines and, in compound and irregular
     meters, where beat groups start (6/8: a dotted-quarter rest and a quarter rest, not a half
-    and an eighth)."""
+    and an eighth); a whole bar's rest stays whole."""
+    if t >= u:
+        return []
     cuts = {t, u}
     for b in range(melody.bar_of(t), melody.bar_of(max(t, u - 1)) + 1):
         at, ts = melody.bar_starts[b], melody.meter_at(b)
         cuts.add(at)
-        if ts.is_compound or len(set(ts.groups)) > 1:
+        whole = t <= at and melody.bar_starts[b + 1] <= u
+        if not whole and (ts.is_compound or len(set(ts.groups)) > 1):
             for g in ts.groups:
                 at += g
                 cuts.add(at)
@@ -117,17 +120,14 @@ def to_music21(melody: Melody, program: int = 0):
         prev = ts
     for b, k in ((0, melody.key),) + melody.key_changes:
         part.insert(Fraction(starts[b], q), _m21_key(k))
-    t = 0
-    for n in melody.notes + (Note(melody.total_steps, 1, 0),):  # a sentinel for the last rest
-        for a, b in _rest_spans(melody, t, n.start):
-            part.insert(Fraction(a, q), note.Rest(quarterLength=Fraction(b - a, q)))
-        if n.start == melody.total_steps:
-            break
+    rests = list(zip([0] + [n.end for n in melody.notes], [n.start for n in melody.notes] + [melody.total_steps]))
+    for a, b in (span for t, u in rests for span in _rest_spans(melody, t, u)):
+        part.insert(Fraction(a, q), note.Rest(quarterLength=Fraction(b - a, q)))
+    for n in melody.notes:
         p = pitch.Pitch(midi=n.pitch)
         if melody.key_at(melody.bar_of(n.start)).sharps < 0 and p.accidental is not None and p.accidental.name == "sharp":
-            p = p.getEnharmonic()
+            p = p.getEnharmonic()  # spelled by the key in force: Db in B-flat minor
         part.insert(Fraction(n.start, q), note.Note(p, quarterLength=Fraction(n.duration, q)))
-        t = n.end
     from music21 import metadata
 
     score = stream.Score()
