@@ -143,7 +143,7 @@ def test_api_bytes_equal_cli_bytes_with_the_shipped_model(shipped, tmp_path):
 def test_every_generate_option_has_its_keyword():
     from composer.cli.generate import command
 
-    files_only = {"checkpoint", "out", "outdir", "force", "musicxml", "wav", "png"}  # where to write, not what
+    files_only = {"checkpoint", "out", "outdir", "force", "musicxml", "wav", "wav_tail", "png"}  # where to write, not what
     assert {p.name for p in command.params} - files_only == set(GenerateRequest.keywords())
 
 

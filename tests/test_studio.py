@@ -114,7 +114,7 @@ def test_without_a_seed_the_server_draws_one_and_says_which(client):
     ({"prime_bars": 2}, "prime_bars needs a prime"),
     ({"prime": "not base64!"}, "prime is not base64"),
     ({"prime": base64.b64encode(b"MThd garbage").decode()}, "prime: "),
-    ({"prime": b64(REAL / "m21_test12.mid"), "prime_bars": 3}, "prime_bars 3 is more than the prime's 2 bars"),
+    ({"prime": b64(REAL / "m21_test12.mid"), "prime_bars": 3}, "prime_bars 3 is more than the 2 bars of the prime: give at most 2"),
     ([1, 2], "must be a JSON object"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_a_bad_value_is_a_400_with_one_line(client, body, needle):
@@ -148,6 +148,29 @@ def test_a_prime_upload_is_continued_and_prime_bars_cuts_it(client, composer):
     assert kept.notes == prime.bars(0, 3).notes  # bars 1-3 kept as they were
     api = composer.generate(prime=prime, prime_bars=3, bars=2, seed=1)[0]  # the upload is read into the same Melody
     assert read_melody_bytes(cut.content).notes == read_melody_bytes(api.to_midi_bytes()).notes
+    # where the prime ends, for the piano roll's mark: the server's count, not the page's guess
+    assert (r.headers["x-prime-bars"], cut.headers["x-prime-bars"]) == (str(prime.n_bars), "3")
+    assert client.post("/api/generate", json={"bars": 2, "seed": 1}).headers["x-prime-bars"] == "0"
+    assert "X-Prime-Bars" in r.headers["access-control-expose-headers"]
+
+
+def test_an_uploaded_prime_track_is_chosen_by_name_or_number(client, tmp_path):
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    for program, (name, low) in enumerate((("Bass", 43), ("Fiddle", 67))):
+        inst = pretty_midi.Instrument(program, name=name)
+        inst.notes += [pretty_midi.Note(80, low + i % 5, i * 0.5, (i + 1) * 0.5) for i in range(8)]
+        pm.instruments.append(inst)
+    pm.write(str(tmp_path / "duo.mid"))
+    for track, low in (("FIDDLE", 67), (2, 67), (1, 43), (None, 67)):
+        r = client.post("/api/generate", json={"prime": b64(tmp_path / "duo.mid"), "track": track, "bars": 1, "seed": 1})
+        assert r.status_code == 200, r.text
+        assert read_melody_bytes(r.content).notes[0].pitch == low and r.headers["x-prime-bars"] == "2"
+    bad = client.post("/api/generate", json={"prime": b64(tmp_path / "duo.mid"), "track": "Viola"})
+    assert bad.status_code == 400 and "no track named 'Viola'" in bad.json()["error"] and "Fiddle" in bad.json()["error"]
+    for body, words in (({"track": 1}, "track needs a prime"), ({"prime": b64(tmp_path / "duo.mid"), "track": 0}, "track must be"),
+                        ({"prime": b64(tmp_path / "duo.mid"), "track": [1]}, "track must be a number or a name")):
+        r = client.post("/api/generate", json=body)
+        assert r.status_code == 400 and words in r.json()["error"], r.text
 
 
 @pytest.mark.parametrize("path", ["/../../etc/passwd", "/static/../app.py", "/static/app.py", "/static/%2e%2e%2fapp.py",

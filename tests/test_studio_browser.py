@@ -174,6 +174,10 @@ def test_keep_bars_regenerates_the_rest_and_bad_values_show_one_line(studio):
     kept = lambda pm: [(n.pitch, round(n.start, 3)) for n in pm.instruments[0].notes if n.start < 2 * bar - 1e-6]  # noqa: E731
     assert kept(first) == kept(second)
     assert driver.find_elements(By.CSS_SELECTOR, "#roll rect.kept")
+    (end,) = driver.find_elements(By.CSS_SELECTOR, "#roll line.prime-end")  # a mark where the kept bars end
+    roll = driver.find_element(By.ID, "roll")
+    keys_w, bar_w = (float(roll.get_attribute(f"data-{k}")) for k in ("keys-w", "bar-w"))
+    assert float(end.get_attribute("x1")) == pytest.approx(keys_w + 2 * bar_w)
 
     driver.execute_script("document.getElementById('pitch_range').value = 'banana';")
     driver.find_element(By.ID, "generate").click()
@@ -207,6 +211,7 @@ def test_play_moves_the_playhead_and_an_uploaded_prime_is_continued(studio, tmp_
     WebDriverWait(driver, 60).until(lambda d: "kept" in d.find_element(By.ID, "info").text or d.find_element(By.ID, "error").text)
     assert driver.find_element(By.ID, "error").text == ""
     assert "8 bars (bars 1–4 kept)" in driver.find_element(By.ID, "info").text
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#roll line.prime-end")) == 1
     _, data = download_link_bytes(driver)
     notes = pretty_midi.PrettyMIDI(io.BytesIO(data)).instruments[0].notes
     assert [n.pitch for n in notes[:16]] == [60, 62, 64, 65, 67, 65, 64, 62] * 2

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from composer.cli._common import ComposerCommand
-from composer.errors import ComposerError, RequestError
-from composer.files import check_writable
+from composer.errors import ComposerError, OutputError, RequestError
+from composer.files import check_writable, printable
 from composer.generate import request as rq
 from composer.music import render
 
@@ -42,9 +42,11 @@ METER = _Parsed("meter", rq.parse_meter)
 PROGRAM = _Parsed("program", rq.parse_program)
 PITCH_RANGE = _Parsed("range", rq.parse_pitch_range)
 LONG_BARS = 64  # extras for melodies longer than this are announced on stderr as they are written
+MAX_CLAIMS = 10_000  # free names tried (stem, stem-2, ...) before giving up: never an endless search
+_OTHER_SUFFIX = re.compile(r"\.[A-Za-z]{1,4}")  # --out ending like 'song.wav' names another kind of file
 # The request's keyword names that differ from their option names (a RequestError names the keyword).
 _OPTION_NAMES = {name: f"--{name.replace('_', '-')}" for name in ("section_bars", "vary", "top_k", "top_p", "max_copy",
-                                                                  "pitch_range", "time_signature", "prime_bars")}
+                                                                  "pitch_range", "time_signature", "prime_bars", "track")}
 
 
 def _option_names(message: str) -> str:
@@ -60,9 +62,12 @@ def _output_paths(out: str | None, num: int, suffixes: list[str], force: bool) -
         raise RequestError(f"--out {out} is a folder: give a file name such as {Path(out) / 'melody.mid'}, "
                            f"or use --outdir {out}")
     out = Path(out)
-    if out.suffix.lower() not in ("", ".mid", ".midi"):
+    if out.suffix.lower() in (".mid", ".midi"):
+        base = out
+    elif _OTHER_SUFFIX.fullmatch(out.suffix):
         raise RequestError(f"--out {out}: the file name must end in .mid")
-    base = out.with_suffix(out.suffix or ".mid")
+    else:  # no suffix, or a dot inside the name ('Mr. Blue Sky', 'bwv1.6'): the whole name is the stem
+        base = out.with_name(out.name + ".mid")
     paths = [base] if num == 1 else [base.with_name(f"{base.stem}_{i + 1:02d}{base.suffix}") for i in range(num)]
     if not force:
         for p in paths:
@@ -73,18 +78,19 @@ def _output_paths(out: str | None, num: int, suffixes: list[str], force: bool) -
 
 
 def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
-    """Write the MIDI file under the first free name stem, stem-2, ... (safe against racing processes)."""
-    n = 1
-    while True:
-        path = outdir / (stem if n == 1 else f"{stem}-{n}")
-        mid = path.with_suffix(".mid")
-        if not any(os.path.lexists(path.with_suffix(s)) for s in suffixes):  # a dangling symlink is taken too
+    """Write the MIDI file under the first free name stem, stem-2, ... (safe against racing processes).
+    Names are the stem and a suffix joined as text: a dot in the stem ('Mr.-Blue-Sky') stays in it."""
+    for n in range(1, MAX_CLAIMS + 1):
+        name = stem if n == 1 else f"{stem}-{n}"
+        mid = outdir / f"{name}.mid"
+        if not any(os.path.lexists(outdir / f"{name}{s}") for s in suffixes):  # a dangling symlink is taken too
             try:
                 return write_mid(mid, False)
             except ComposerError:
                 if not os.path.lexists(mid):
                     raise  # a real write failure, not a name taken meanwhile
-        n += 1
+    raise OutputError(f"no free file name for {stem} in {printable(outdir)} after {MAX_CLAIMS:,} tries: "
+                      "use another --outdir or --out")
 
 
 @click.command("generate", cls=ComposerCommand)
@@ -95,13 +101,17 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
 @click.option("--top-k", type=click.IntRange(0), default=_REQ["top_k"], show_default=True, help="Draw among the k most likely tokens only (0 = off).")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=_REQ["top_p"], show_default=True, help="Nucleus sampling: the most likely tokens holding this probability.")
 @click.option("--seed", type=click.IntRange(0, rq.MAX_SEED), default=None, help="Makes the output reproducible [default: random, printed].")
-@click.option("--key", type=KEY, help="Key such as C, Dm, F#, Bbm [default: one the model knows well, or the prime's].")
+@click.option("--key", type=KEY, help="Key such as C, Dm, F#, Bbm [default: one the model knows well, or the prime's]. "
+              "With --prime the prime is moved to it (up to 6 semitones; a minor prime needs a minor key).")
 @click.option("--time-signature", "time_signature", type=METER, help="Meter such as 4/4, 3/4, 6/8 [default: one the model knows well].")
 @click.option("--tempo", type=click.FloatRange(*rq.TEMPO_RANGE), default=None, help="Beats (quarter notes) per minute [default: usual for the meter].")
 @click.option("--program", type=PROGRAM, default="0", show_default=True, help="General MIDI instrument: number 0-127 or a name (flute, violin).")
 @click.option("--pitch-range", type=PITCH_RANGE, help="Hard limit for new notes, LOW-HIGH such as C4-G5 [default: the model's whole range].")
 @click.option("--prime", type=click.Path(dir_okay=False, path_type=Path), help="A MIDI melody to continue: its bars are kept, --bars new ones follow.")
-@click.option("--prime-bars", type=click.IntRange(1, rq.MAX_PIECE_BARS), default=None, help="Keep only the first K bars of --prime.", metavar="K")
+@click.option("--prime-bars", type=click.IntRange(1, rq.MAX_PIECE_BARS), default=None, metavar="K",
+              help="Keep only the first K bars of --prime [default: all of it: the new bars continue the whole file].")
+@click.option("--track", default=None, metavar="NAME|N", help="The track of --prime to continue: its name (any case) or number "
+              "(1 = the first track holding notes) [default: the one named like a melody, else the highest and busiest].")
 @click.option("--form", default="", help="Sections such as AABB (a repeated letter repeats its section; letters in any case: aabb is AABB); 'free': the model "
               "alone decides what repeats; 'corpus': each melody repeats bars the way a random training tune does "
               "[default: free for models with copy hints, like the shipped one; else corpus].")
@@ -113,8 +123,10 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.option("--musicxml", is_flag=True, help=f"Also write MusicXML for notation programs (up to {render.MAX_NOTATION_BARS} bars; longer melodies are skipped with a note).")
 @click.option("--wav", is_flag=True, help=f"Also render audio (needs the fluidsynth program and a GM soundfont; up to {render.MAX_WAV_SECONDS / 60:g} minutes, longer melodies are skipped with a note).")
+@click.option("--wav-tail", is_flag=True, help="With --wav: keep the synth's ring-out after the last bar [default: the WAV "
+              "lasts exactly the bars, a loop on a DAW's grid].")
 @click.option("--png", is_flag=True, help=f"Also write a piano-roll picture (up to {render.MAX_NOTATION_BARS} bars; longer melodies are skipped with a note).")
-def command(checkpoint, out, outdir, force, musicxml, wav, png, **options) -> None:
+def command(checkpoint, out, outdir, force, musicxml, wav, png, wav_tail, **options) -> None:
     """Write new melodies as MIDI files to outputs/ and print them ranked by bits per note.
 
     \b
@@ -124,18 +136,20 @@ def command(checkpoint, out, outdir, force, musicxml, wav, png, **options) -> No
     compose generate --form corpus --temperature 1.2        bars repeat as in a training tune
     compose generate --prime my_tune.mid --bars 8 --musicxml --png
     """
-    _run(checkpoint, out, outdir, force, musicxml, wav, png, options)
+    if wav_tail and not wav:
+        raise click.UsageError("--wav-tail needs --wav")
+    _run(checkpoint, out, outdir, force, musicxml, wav, png, options, wav_tail)
 
 
-def _run(checkpoint, out, outdir, force, musicxml, wav, png, options: dict) -> None:
+def _run(checkpoint, out, outdir, force, musicxml, wav, png, options: dict, wav_tail: bool = False) -> None:
     """Validate, generate, write the files and print one line per melody."""
     try:
-        _generate(checkpoint, out, outdir, force, musicxml, wav, png, options)
+        _generate(checkpoint, out, outdir, force, musicxml, wav, png, options, wav_tail)
     except RequestError as e:  # the library names keywords; here they are options
         raise RequestError(_option_names(str(e))) from None
 
 
-def _generate(checkpoint, out, outdir, force, musicxml, wav, png, options: dict) -> None:
+def _generate(checkpoint, out, outdir, force, musicxml, wav, png, options: dict, wav_tail: bool = False) -> None:
     req = rq.GenerateRequest(**options)  # every value checked before torch is imported
     wav_note = None
     if wav:
@@ -156,8 +170,12 @@ def _generate(checkpoint, out, outdir, force, musicxml, wav, png, options: dict)
             click.echo(f"{what}: {total} files for --max-copy (once; cached beside the checkpoint)", err=True)
 
     composer = Composer.load(checkpoint)
-    results = composer.generate(req, progress=progress, note=lambda text: click.echo(f"note: {text}", err=True))
-    _write(results, req, out_paths, outdir, suffixes, force, wav_note)
+    results = composer.generate(req, progress=progress, note=lambda text: click.echo(f"note: {_option_names(text)}", err=True))
+    if req.prime is not None:
+        r = results[0]
+        click.echo(f"prime: {printable(req.prime)}" + (f", track {r.prime_track!r}" if r.prime_track else "")
+                   + f", {r.prime_bars} bar{'s' * (r.prime_bars != 1)}")
+    _write(results, req, out_paths, outdir, suffixes, force, wav_note, wav_tail)
     if wav_note:
         click.echo(f"note: no WAV written: {wav_note}", err=True)
     seed = results[0].seed
@@ -178,7 +196,7 @@ def _extra_fits(melody, suffix: str, mid: Path) -> bool:
     return why is None
 
 
-def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bool, wav_note) -> None:
+def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bool, wav_note, wav_tail: bool = False) -> None:
     """Write each ranked melody (MIDI, then the extras), printing its path and bits per note."""
     from composer.music.bars import repeated_bars
 
@@ -186,7 +204,7 @@ def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bo
     try:
         for r in results:
             mel = r.melody
-            meter, key = str(mel.time_signature), mel.key.name
+            meter, key = str(mel.last_meter), mel.last_key.name  # after a prime: the new bars'
             if out_paths[r.rank - 1] is not None:
                 mid = r.save(out_paths[r.rank - 1], force)
             else:
@@ -200,12 +218,15 @@ def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bo
                 if s == ".musicxml":
                     written.append(render.write_musicxml(mel, mid.with_suffix(s), force=force))
                 elif s == ".wav":
-                    written.append(render.write_wav(mid, mid.with_suffix(s), force=force))
-                else:
-                    written.append(render.write_piano_roll(mel, mid.with_suffix(s), force=force))
+                    written.append(render.write_wav(mid, mid.with_suffix(s), force=force, seconds=render.melody_seconds(mel),
+                                                    tail=wav_tail))
+                else:  # a prime's end is marked on the roll
+                    written.append(render.write_piano_roll(mel, mid.with_suffix(s), force=force,
+                                                           prime_end=r.prime_steps if r.prime_bars else None))
             cp = f", longest copy {r.longest_copy} notes" if r.longest_copy is not None else ""
             extra = "".join(f" +{s[1:]}" for s in extras)
-            click.echo(f"{mid}{extra}  {r.bits_per_note:.2f} bits/note  ({key} {meter}, {mel.n_bars} bars, "
+            bars = f"{mel.n_bars} bars" + (f" ({r.prime_bars} of the prime)" if r.prime_bars else "")
+            click.echo(f"{mid}{extra}  {r.bits_per_note:.2f} bits/note  ({key} {meter}, {bars}, "
                        f"{len(mel.notes)} notes, {repeated_bars(mel)[0]} repeated bars{cp})")
     except ComposerError as e:
         if written:

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 from composer import __version__
 from composer.errors import ComposerError, RequestError
 from composer.generate.request import (MAX_PIECE_BARS, GenerateRequest, check_range_in_key, check_size,
-                                       keys_for_range)
+                                       keys_for_range, transpose_to)
 from composer.generate.seeds import seeded_generator
 from composer.model.bundle import ModelBundle, load_bundle
 from composer.music.keys import Key
@@ -30,6 +30,7 @@ from composer.music.meter import TimeSignature
 
 RESAMPLE_ROUNDS = 3  # batches of fresh melodies for those that copy a training tune
 COMMON_METERS = ("4/4", "3/4", "2/4", "6/8")  # choices for a model that records none
+LONG_PRIME_BARS = 32  # a whole prime longer than this gets a remark pointing at prime_bars
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 Note = Callable[[str], None]  # a one-line remark for the user (a front end shows it)
 
@@ -46,6 +47,9 @@ class Result:
     text: str  # the settings, stored in the MIDI file
     longest_copy: int | None = None  # notes shared with a training tune (None: not checked)
     resampled: bool = False  # replaced because an earlier draw copied a training tune
+    prime_bars: int = 0  # bars at the start that are the prime's, kept note for note (0: no prime)
+    prime_steps: int = 0  # grid steps of those bars: where the new bars begin
+    prime_track: str = ""  # the track of the prime file that was continued ('' without a prime file)
 
     def to_midi_bytes(self) -> bytes:
         """The MIDI file, exactly as ``compose generate`` writes it."""
@@ -55,10 +59,11 @@ class Result:
 
     def file_stem(self, prime: str | None = None, of: int = 1) -> str:
         """The name ``compose generate`` gives this result's files (without suffix), such as
-        melody_Dm_6-8_16bars_seed42, tune_continued_..._02 for a prime 'tune' in a batch of ``of``."""
+        melody_Dm_6-8_16bars_seed42, tune_continued_..._02 for a prime 'tune' in a batch of ``of``;
+        the key and meter are the last bar's (those of the new bars after a prime that changes them)."""
         from composer.files import safe_name
 
-        meter, key = str(self.melody.time_signature), self.melody.key.name
+        meter, key = str(self.melody.last_meter), self.melody.last_key.name
         stem = (f"{safe_name(prime)}_continued" if prime is not None else "melody") + \
             f"_{key.replace('#', 'sharp')}_{meter.replace('/', '-')}_{self.melody.n_bars}bars_seed{self.seed}"
         return stem + (f"_{self.rank:02d}" if of > 1 else "")
@@ -68,6 +73,17 @@ class Result:
         from composer.files import atomic_write
 
         return atomic_write(Path(path), self.to_midi_bytes(), force=force)
+
+
+def seen(counts, value, parse) -> int:
+    """Training melodies recorded in ``counts`` (name -> count) for ``value`` (0: never seen)."""
+    total = 0
+    for name, n in (counts or {}).items():
+        try:
+            total += int(n) if parse(str(name)) == value else 0
+        except (ComposerError, ValueError, TypeError):
+            continue
+    return total
 
 
 def well_known(counts, parse, every: bool = False) -> list:
@@ -146,10 +162,14 @@ class Composer:
             raise RequestError("give a GenerateRequest or keywords, not both")
         req = request if request is not None else GenerateRequest(**options)
         say = note or (lambda _: None)
-        prime, meter, key = self._prime(req)
+        prime, meter, key, track = self._prime(req, say)
         known = self.meters
-        if meter is not None and prime is None and self.bundle.record.meters and meter not in known:
-            say(f"the model saw few melodies in {meter}; expect less idiomatic results")
+        new_meter = prime.last_meter if prime is not None else meter  # the meter of the new bars
+        if new_meter is not None and self.bundle.record.meters and new_meter not in known:
+            if seen(self.bundle.record.meters, new_meter, TimeSignature.parse) == 0:
+                say(f"the model never saw {new_meter} in training: expect melodies that do not sound at home in it")
+            else:
+                say(f"the model saw few melodies in {new_meter}; expect less idiomatic results")
         meters = (meter,) if meter else tuple(known) or tuple(TimeSignature.parse(m) for m in COMMON_METERS)
         seed = req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little") % 1_000_000
         gen = seeded_generator(seed)
@@ -174,7 +194,10 @@ class Composer:
                 else:
                     sampled, copies, resampled = self._guard(plan, sampled, index, req.max_copy, gen, prime)
         form_note = req.form if lettered else "from a training tune" if structure else "free"
-        return self._ranked(req, sampled, copies, resampled, seed, prime, form_note)
+        results = self._ranked(req, sampled, copies, resampled, seed, prime, form_note)
+        if prime is not None:
+            results = [replace(r, prime_bars=prime.n_bars, prime_steps=prime.total_steps, prime_track=track) for r in results]
+        return results
 
     def _keys_for(self, pitch_range: tuple[int, int]) -> list[Key]:
         """The keys to choose from for a pitch range when none is given: of the well-known ones
@@ -191,29 +214,43 @@ class Composer:
                                f"knows ({', '.join(k.name for k in everything)}): widen the range or choose a key")
         return fit
 
-    def _prime(self, req: GenerateRequest) -> tuple[Melody | None, TimeSignature | None, Key | None]:
-        """(prime melody, meter, key) of a request: a prime file is read here (MidiError)."""
+    def _prime(self, req: GenerateRequest, say: Note) -> tuple[Melody | None, TimeSignature | None, Key | None, str]:
+        """(prime melody, its first meter, its first key, its track's name) of a request: a prime
+        file is read here (MidiError), cut to ``prime_bars`` and moved to ``key``; the new bars
+        continue in its last meter and key (a prime's own changes are kept)."""
+        from composer.files import printable
+
         meter, key, prime = req.time_signature, req.key, req.prime
         if prime is None:
-            return None, meter, key
+            return None, meter, key, ""
+        track, name = "", "the prime"
         if not isinstance(prime, Melody):
-            from composer.music.midi_io import read_melody
+            from composer.music.midi_io import read_report
 
-            prime = read_melody(prime)
+            report = read_report(prime, track=req.track)
+            prime, track, name = report.melody, report.track, f"prime {printable(Path(req.prime).name)}"
         if req.prime_bars is not None:
             if req.prime_bars > prime.n_bars:
-                raise RequestError(f"prime_bars {req.prime_bars} is more than the prime's {prime.n_bars} bars")
+                raise RequestError(f"prime_bars {req.prime_bars} is more than the {prime.n_bars} bars of {name}: "
+                                   f"give at most {prime.n_bars}")
             prime = prime.bars(0, req.prime_bars)
-        if meter is not None and prime.time_signature != meter:
-            raise RequestError(f"the prime is in {prime.time_signature}, not time signature {meter}: "
-                               "leave the time signature out or give a prime in that meter")
+        elif prime.n_bars > LONG_PRIME_BARS:
+            say(f"all {prime.n_bars} bars of {name} are kept and continued: prime_bars K keeps only its first K")
+        if meter is not None and prime.last_meter != meter:
+            raise RequestError(f"the prime {'ends' if prime.meter_changes else 'is'} in {prime.last_meter}, not time signature "
+                               f"{meter}: leave the time signature out or give a prime in that meter")
         if prime.n_bars + req.bars > MAX_PIECE_BARS:
             raise RequestError(f"the prime has {prime.n_bars} bars: too long to continue (at most {MAX_PIECE_BARS} in all)")
         check_size(prime.n_bars + req.bars, req.num)
-        key = key or prime.key
+        if key is not None:
+            was = prime.last_key
+            prime, shift = transpose_to(prime, key)
+            if shift:
+                say(f"the prime is moved {'up' if shift > 0 else 'down'} {abs(shift)} semitone{'s' * (abs(shift) > 1)} "
+                    f"from {was.name} to {key.name}")
         if req.pitch_range is not None:
-            check_range_in_key(req.pitch_range, key)
-        return prime, prime.time_signature, key
+            check_range_in_key(req.pitch_range, prime.last_key)
+        return prime, prime.time_signature, prime.key, track
 
     def _guard(self, plan, sampled, index, max_copy: int, gen, prime):
         """Resample (new batches for just the offenders, up to a few rounds) any melody that copies

@@ -86,6 +86,24 @@ def keys_for_range(pitch_range: tuple[int, int], keys) -> list[Key]:
     return [k for k in keys if best and fit[k] == best]
 
 
+def transpose_to(prime: Melody, key: Key) -> tuple[Melody, int]:
+    """(``prime`` moved to end in ``key``, the shift): the nearest shift, -6..+5 semitones, else
+    the octave the other way when that leaves the piano; a mode change is refused (RequestError)."""
+    last = prime.last_key
+    if last.minor != key.minor:
+        mode, own = ("minor", "major") if key.minor else ("major", "minor")
+        raise RequestError(f"key {key.name} is {mode} but the prime ends in {last.name} ({own}): give a {own} key such as "
+                           f"{Key(key.tonic, last.minor).name}, or leave the key out to keep {last.name}")
+    shift = (key.tonic - last.tonic) % 12
+    shift = shift - 12 if shift > 5 else shift
+    lo, hi = prime.pitch_range()
+    for s in (shift, shift - 12 if shift > 0 else shift + 12) if shift else (0,):
+        if PITCH_MIN <= lo + s and hi + s <= PITCH_MAX:
+            return prime.transpose(s), s
+    raise RequestError(f"the prime spans {pitch_name(lo)}-{pitch_name(hi)}: moved from {last.name} to {key.name} it would leave "
+                       f"the piano ({pitch_name(PITCH_MIN)}-{pitch_name(PITCH_MAX)}): leave the key out")
+
+
 def check_size(bars: int, num: int) -> None:
     """Refuse a request whose melodies (all their bars, a prime's too) would not fit the memory budget."""
     _check(bars * num <= MAX_MELODY_BARS,
@@ -115,6 +133,18 @@ def parse_meter(text: str | TimeSignature) -> TimeSignature:
     return ts
 
 
+def parse_track(track: object) -> str | int | None:
+    """A prime file's track as given: a number from 1 (the first track holding notes) or a name."""
+    if track is None:
+        return None
+    if isinstance(track, numbers.Integral) and not isinstance(track, bool):
+        _check(int(track) >= 1, f"track must be a name or a number from 1 (the first track holding notes), got {track}")
+        return int(track)
+    _check(isinstance(track, str) and bool(track.strip()),
+           f"track must be a name or a number from 1 (the first track holding notes), got {track!r}")
+    return track.strip()
+
+
 @dataclass(frozen=True)
 class GenerateRequest:
     """One generation request; values are parsed and checked on creation (RequestError)."""
@@ -122,7 +152,7 @@ class GenerateRequest:
     bars: int | None = None  # new bars per melody [16, or the form's sections x section_bars]
     num: int = 1  # variations, sampled as one batch and ranked by the model's bits per note
     seed: int | None = None  # None: a random seed (the results carry the one used)
-    key: Key | str | None = None  # None: one the model knows well, or the prime's
+    key: Key | str | None = None  # None: one the model knows well, or the prime's; with a prime: it is moved to this key (same mode)
     time_signature: TimeSignature | str | None = None  # None: one the model knows well, or the prime's
     temperature: float = 1.0  # divides the logits; higher = more surprising; below MIN_TEMPERATURE: MIN_TEMPERATURE (greedy)
     top_k: int = 0  # draw among the k most likely tokens only (0 = off)
@@ -136,6 +166,8 @@ class GenerateRequest:
     vary: bool = False  # a repeated section gets a new last bar
     max_copy: int = 12  # resample melodies that copy more notes than this of a training tune (0 = off)
     prime_bars: int | None = None  # keep only the prime's first bars (1..MAX_PIECE_BARS); None: all of it
+    track: str | int | None = None  # the prime file's melody track: a name (any case) or a number (1 = the first
+    # track holding notes); None: the track named like a melody, else the highest and busiest
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: normalize once)
@@ -161,6 +193,9 @@ class GenerateRequest:
         _check(self.prime_bars is None or (type(self.prime_bars) is int and 1 <= self.prime_bars <= MAX_PIECE_BARS),
                f"prime_bars must be between 1 and {MAX_PIECE_BARS}, got {self.prime_bars}")
         _check(self.prime_bars is None or self.prime is not None, "prime_bars needs a prime")
+        put("track", parse_track(self.track))
+        _check(self.track is None or self.prime is not None, "track needs a prime (the MIDI file whose track to continue)")
+        _check(self.track is None or not isinstance(self.prime, Melody), "track needs a prime file: a Melody is one track already")
         put("program", parse_program(self.program))
         if self.key is not None:
             put("key", parse_key(self.key))

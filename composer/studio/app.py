@@ -40,13 +40,13 @@ MAX_PRIME_BYTES = 2 * 1024 * 1024  # an uploaded prime, decoded
 MAX_BODY_BYTES = MAX_PRIME_BYTES * 4 // 3 + 64 * 1024  # its base64 and the other keys
 SEED_DRAW = 1_000_000  # a seed drawn for a request without one (like Composer.generate's own)
 HEADERS = ("X-Bits-Per-Note", "X-Key", "X-Time-Signature", "X-Seed", "X-Bars", "X-Tempo", "X-Rank", "X-Num",
-           "Content-Disposition")
+           "X-Prime-Bars", "Content-Disposition")
 _INT, _NUM, _STR, _BOOL = "a whole number", "a number", "text", "true or false"
 # JSON type of each key the API takes (null is allowed where the request's default is None).
 KINDS = {"bars": _INT, "num": _INT, "seed": _INT, "key": _STR, "time_signature": _STR, "temperature": _NUM,
          "top_k": _INT, "top_p": _NUM, "tempo": _NUM, "program": "a number or a name", "pitch_range": "text such as C4-G5",
          "prime": "base64 of a MIDI file", "form": _STR, "section_bars": _INT, "vary": _BOOL, "max_copy": _INT,
-         "prime_bars": _INT, "rank": _INT}
+         "prime_bars": _INT, "track": "a number or a name", "rank": _INT}
 _NULLABLE = {f.name for f in fields(rq.GenerateRequest) if f.default is None}
 
 
@@ -74,8 +74,9 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def read_prime(text: str) -> Melody:
-    """The melody of a base64 MIDI file (a data URL's prefix allowed), read by the reader of --prime."""
+def read_prime(text: str, track: str | int | None = None) -> Melody:
+    """The melody of a base64 MIDI file (a data URL's prefix allowed), read by the reader of --prime
+    (``track``: its track by name or number, as --track)."""
     from composer.music.midi_io import read_melody
 
     data = text.split(",", 1)[1] if text.startswith("data:") else text
@@ -91,7 +92,7 @@ def read_prime(text: str) -> Melody:
         path = Path(folder) / "prime.mid"
         path.write_bytes(raw)
         try:
-            return read_melody(path)
+            return read_melody(path, track)
         except ComposerError as e:  # name the upload, not the temporary folder
             raise RequestError(str(e).replace(str(path), "prime")) from None
 
@@ -111,8 +112,8 @@ def parse(body: object) -> tuple[rq.GenerateRequest, int]:
     options = {k: v for k, v in body.items() if k != "rank" and v is not None}
     if isinstance(options.get("pitch_range"), list):
         options["pitch_range"] = tuple(options["pitch_range"])
-    if "prime" in options:
-        options["prime"] = read_prime(options["prime"])
+    if "prime" in options:  # read here, with its track (a request's track is for a prime file)
+        options["prime"] = read_prime(options["prime"], rq.parse_track(options.pop("track", None)))
     options.setdefault("seed", secrets.randbelow(SEED_DRAW))  # drawn here, so the page can repeat it
     req = rq.GenerateRequest(**options)
     rank = body.get("rank")
@@ -149,9 +150,9 @@ def midi_response(result: Result, num: int, prime: bool) -> Response:
     """The MIDI file, as ``Result.to_midi_bytes()``, with what the page shows in headers."""
     mel = result.melody
     name = result.file_stem("prime" if prime else None, num) + ".mid"
-    headers = {"X-Bits-Per-Note": f"{result.bits_per_note:.4f}", "X-Key": mel.key.name, "X-Time-Signature": str(mel.time_signature),
+    headers = {"X-Bits-Per-Note": f"{result.bits_per_note:.4f}", "X-Key": mel.last_key.name, "X-Time-Signature": str(mel.last_meter),
                "X-Seed": str(result.seed), "X-Bars": str(mel.n_bars), "X-Tempo": f"{mel.tempo:g}", "X-Rank": str(result.rank),
-               "X-Num": str(num), "Content-Disposition": f'attachment; filename="{name}"',
+               "X-Num": str(num), "X-Prime-Bars": str(result.prime_bars), "Content-Disposition": f'attachment; filename="{name}"',
                "Access-Control-Expose-Headers": ", ".join(HEADERS)}
     return Response(result.to_midi_bytes(), media_type="audio/midi", headers=headers)
 

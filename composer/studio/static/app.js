@@ -67,7 +67,8 @@ async function fetchMelody(body) {
   const bytes = await response.arrayBuffer();
   const h = (name) => response.headers.get(name);
   const headers = {bits: Number(h("X-Bits-Per-Note")), key: h("X-Key"), meter: h("X-Time-Signature"), seed: h("X-Seed"),
-    bars: Number(h("X-Bars")), tempo: Number(h("X-Tempo")), rank: Number(h("X-Rank") || 1), num: Number(h("X-Num") || 1)};
+    bars: Number(h("X-Bars")), tempo: Number(h("X-Tempo")), rank: Number(h("X-Rank") || 1), num: Number(h("X-Num") || 1),
+    primeBars: Number(h("X-Prime-Bars") || 0)};
   const name = filenameOf(response, `melody_seed${headers.seed}.mid`);
   const url = URL.createObjectURL(new Blob([bytes], {type: "audio/midi"}));
   const midi = parseMidi(bytes);
@@ -85,8 +86,7 @@ async function generate(body) {
     const first = await fetchMelody({...body, rank: 1});
     for (const v of state.variations) URL.revokeObjectURL(v.url);
     state.variations = [first];
-    // a prime's bars: all the melody's but the new ones
-    state.keptBars = body.prime ? Math.max(0, first.headers.bars - (body.bars ?? defaultBars())) : 0;
+    state.keptBars = first.headers.primeBars;  // the prime's bars, as the server kept them
     show(first);
     renderVariations(first.headers.num);
     const num = first.headers.num;
@@ -116,11 +116,6 @@ function describe(v) {
   const h = v.headers;
   const kept = state.keptBars ? ` (bars 1–${state.keptBars} kept)` : "";
   return `${h.key} · ${h.meter} · ${v.midi.bars} bars${kept} · ♩ = ${Math.round(h.tempo || v.midi.bpm)} · seed ${h.seed} · ${fmtBits(h.bits)} bits/note`;
-}
-
-function defaultBars() {
-  const o = state.options || {};
-  return (o.defaults && o.defaults.bars) || (o.limits && o.limits.DEFAULT_BARS) || 16;
 }
 
 function fmtBits(bits) { return Number.isFinite(bits) ? bits.toFixed(2) : "–"; }

@@ -56,6 +56,11 @@ function drawRoll({midi = null, bars, meter, kept = 0}) {
     num.textContent = b + 1;
   }
   el("line", {x1: width - 0.5, x2: width - 0.5, y1: 0, y2: height, class: "bar"}, svg);
+  if (kept > 0) {  // where the prime ends and the new bars begin
+    el("line", {x1: keysW + kept * barW, x2: keysW + kept * barW, y1: 0, y2: height, class: "prime-end"}, svg);
+    const label = el("text", {x: keysW + kept * barW - 5, y: headH + 12, class: "prime-end-label"}, svg);
+    label.textContent = "prime ends";
+  }
   if (midi) {
     const tickX = (t) => keysW + t / midi.barTicks * barW;
     for (const n of notes) {
