@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from composer.errors import ComposerError
-from composer.evaluate.stats import Comparison, compare, openings
+from composer.evaluate.stats import Comparison, compare, ending_stats, openings
 from composer.model.bundle import ModelBundle
 from composer.music.bars import bar_repetition
 from composer.music.melody import Melody
@@ -24,7 +24,7 @@ def reference_melodies(bundle: ModelBundle, folder: str | Path | None, data: str
     if folder is not None:
         from composer.data.corpus import load_corpus
 
-        files = load_corpus(folder, progress=progress).files
+        files = load_corpus(folder, progress=progress, version=bundle.tokenizer.version).files
     else:
         files = bundle.training_files("val", data, progress)
     return [bundle.tokenizer.decode(f.ids, title=f.path) for f in files]
@@ -58,10 +58,13 @@ class SampleReport:
 
 def compare_samples(generated: Sequence[Melody], reference: Sequence[Melody], bars: int, index=None,
                     variants: Sequence[tuple[str, Sequence[Melody]]] = (),
-                    max_copy: int = DEFAULT_MAX_COPY) -> SampleReport:
+                    max_copy: int = DEFAULT_MAX_COPY, loops_resampled: Mapping[str, int] | None = None) -> SampleReport:
     """Statistics of ``generated`` against the first ``bars`` bars of each long-enough reference
     melody, with originality and bar repetition; each of ``variants`` (label, melodies), e.g.
-    sampled without planned repeats or with a form, is compared the same way."""
+    sampled without planned repeats or with a form, is compared the same way. Endings and
+    loops (``endings``) are the whole reference melodies' (a real tune's end, not its opening's
+    cut), beside each generated set's; ``loops_resampled`` ('generated' or a variant's label ->
+    count) says how many first draws were loops that generation resampled."""
     real = openings(reference, bars)
     if not real:
         raise ComposerError(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
@@ -72,6 +75,7 @@ def compare_samples(generated: Sequence[Melody], reference: Sequence[Melody], ba
             "generated": len(gen), "statistics": comp.to_dict(),
             "originality": originality(index, gen, max_copy),
             "bar_repetition": {"real": repetition_summary(real), "generated": repetition_summary(gen)},
+            "endings": {"real": ending_stats(reference), "generated": ending_stats(gen)},
             "variants": {}}
     for label, mels in variants:
         mels = cut(mels)
@@ -80,6 +84,10 @@ def compare_samples(generated: Sequence[Melody], reference: Sequence[Melody], ba
                                    "overlaps": {k: round(f.overlap, 4) for k, f in vcomp.features.items()},
                                    "originality": originality(index, mels, max_copy),
                                    "bar_repetition": repetition_summary(mels)}
+        data["endings"][label] = ending_stats(mels)
+    for label, n in (loops_resampled or {}).items():
+        if label in data["endings"]:
+            data["endings"][label]["loops_resampled"] = int(n)
     rvr = real_vs_real(real, len(gen))
     if rvr is not None:
         data["real_vs_real"] = {"held_out": rvr.sizes[1], "mean_overlap": round(rvr.mean_overlap, 4),

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from composer.errors import ComposerError
-from composer.music.bars import bar_repetition
+from composer.music.bars import bar_repetition, degenerate_loop
 from composer.music.melody import Melody
 
 # Duration / onset-gap bins in grid steps (12 per quarter): the common values get a bin each.
@@ -47,6 +47,23 @@ def melody_scalars(melody: Melody) -> dict[str, float]:
         "notes_per_bar": len(pitches) / melody.n_bars,
         "bar_repetition": bar_repetition(melody),
     }
+
+
+QUARTER = 12  # grid steps of a quarter note: a last note this long or longer sounds like an ending
+
+
+def ending_stats(melodies: Sequence[Melody]) -> dict:
+    """How a set of melodies ends, and how many loop: the share whose last note is the tonic of
+    the melody's last key (``Melody.last_key``), the last note's mean length in grid steps and
+    the share at least a quarter note long, and the share holding a degenerate loop
+    (``composer.music.bars.degenerate_loop``). Melodies without notes count only for loops."""
+    last = [(m.notes[-1], m.last_key) for m in melodies if m.notes]
+    lengths = np.array([n.duration for n, _ in last], dtype=np.float64)
+    tonic = np.array([(n.pitch - k.tonic) % 12 == 0 for n, k in last], dtype=np.float64)
+    loops = np.array([degenerate_loop(m) is not None for m in melodies], dtype=np.float64)
+    mean = lambda x: round(float(x.mean()), 4) if len(x) else float("nan")  # noqa: E731
+    return {"melodies": len(melodies), "tonic_ending": mean(tonic), "last_note_mean_steps": mean(lengths),
+            "last_note_quarter_or_longer": mean(lengths >= QUARTER), "loop_rate": mean(loops)}
 
 
 def _note_values(melodies: Sequence[Melody]) -> dict[str, np.ndarray]:
