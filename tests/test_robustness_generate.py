@@ -256,8 +256,8 @@ def test_file_names_starting_with_a_dash_never_reach_fluidsynth_as_options(tmp_p
 
 # ---- 6. messages that say what is wrong --------------------------------------------------------
 
-@pytest.mark.parametrize("meter,words", [("1/1", "denominator must be 2, 4, 8 or 16"), ("32/32", "denominator must be"),
-                                          ("9/2", "18 quarters is longer than 8"), ("17/4", "longer than 8")])
+@pytest.mark.parametrize("meter,words", [("1/64", "denominator 1, 2, 4, 8, 16 or 32"), ("33/8", "at most 32 beats"), ("3/32", "even number of 32nds"),
+                                          ("9/2", "18 quarters is longer than 16"), ("17/4", "longer than 16")])
 def test_unsupported_meters_say_why(tiny, tmp_path, meter, words):
     with pytest.raises(RequestError, match=words):
         GenerateRequest(time_signature=meter)

@@ -31,7 +31,8 @@ class TimeSignature:
 
     def __post_init__(self) -> None:
         if self.numerator < 1 or self.denominator not in (1, 2, 4, 8, 16, 32):
-            raise MusicError(f"bad time signature {self.numerator}/{self.denominator}")
+            raise MusicError(f"time signature {self.numerator}/{self.denominator} is not supported: the numerator must be "
+                             "positive and the denominator 1, 2, 4, 8, 16 or 32")
         _ = self.bar_steps  # raises when a bar is not a whole number of steps
 
     @property
@@ -39,7 +40,8 @@ class TimeSignature:
         """Grid steps in one bar."""
         steps = self.numerator * 4 * STEPS_PER_QUARTER
         if steps % self.denominator:
-            raise MusicError(f"time signature {self} does not fit the grid")
+            raise MusicError(f"time signature {self} is not supported: its bar is not a whole number of grid steps "
+                             f"({STEPS_PER_QUARTER} a quarter): use an even number of 32nds")
         return steps // self.denominator
 
     @property
@@ -85,12 +87,9 @@ class TimeSignature:
     def parse(cls, text: str) -> TimeSignature:
         """Parse '4/4', '6/8'; MusicError for anything else."""
         m = _METER.match(str(text))
-        try:
-            if m is None:
-                raise MusicError("no n/d")
-            return cls(int(m.group(1)), int(m.group(2)))
-        except MusicError:
-            raise MusicError(f"unknown time signature {text!r}: use a form like 4/4, 3/4, 6/8") from None
+        if m is None:
+            raise MusicError(f"unknown time signature {text!r}: use a form like 4/4, 3/4, 6/8")
+        return cls(int(m.group(1)), int(m.group(2)))  # MusicError says what is wrong with it
 
     def __str__(self) -> str:
         return f"{self.numerator}/{self.denominator}"
