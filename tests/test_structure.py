@@ -152,3 +152,89 @@ def test_structure_is_refused_with_a_form_or_the_wrong_count(model):
         generate(model, TOK, Plan(bars=8, form="AB", structure=(PLAN,)), 1)
     with pytest.raises(ComposerError, match="2 bar plans for 3"):
         generate(model, TOK, Plan(bars=8, structure=(PLAN, PLAN)), 3)
+
+
+# --- repeats of a --form section: --vary's new last bar, a pickup's lead-in ---------------------------
+from composer.generate.structure import Differ, Follower, LeadIn, Literal, bar_tokens, repeat_plan  # noqa: E402
+from composer.music.bars import bar_contents, is_pickup  # noqa: E402
+from composer.tokens.grammar import Grammar, tables_for  # noqa: E402
+
+T = tables_for(VOCAB)
+FOUR = TimeSignature(4, 4)  # 48 steps a bar
+PICKUP = [(36, 12, 67)]  # a quarter-note upbeat
+
+
+def section(*bars) -> list[int]:
+    """The body tokens (each bar opened by Bar) of 4/4 bars given as (onset, duration, pitch) lists."""
+    m = Melody(tuple(Note(b * 48 + s, d, p) for b, notes in enumerate(bars) for s, d, p in notes), FOUR, Key(0), len(bars))
+    return TOK.encode(m)[3:-1]
+
+
+def repeat_against(first: list[int], plan) -> list[int]:
+    """Write the repeat of ``first`` under the grammar and a Follower of ``plan``, drawn by an
+    adversary that always takes the original's next token when allowed (else it closes the bar,
+    else the lowest allowed id): the model at its most slavish. Returns the repeat's tokens."""
+    g = Grammar(np.array([48]), T)
+    n = first.count(T.bar)
+    g.set_span(n, final=True)
+    for tk in first:
+        g.advance(np.array([tk]))
+    g.set_span(2 * n, final=True)
+    g.advance(np.array([T.bar]))
+    follow, out, bars = Follower([plan], T), [T.bar], bar_tokens(first, T.bar)
+    for _ in range(1000):
+        blocked = g.mask()
+        follow.constrain(blocked, g.close)
+        allowed = np.flatnonzero(~blocked[0])
+        b, k = out.count(T.bar) - 1, len(out) - 1 - max(i for i, x in enumerate(out) if x == T.bar)
+        want = bars[b][k] if k < len(bars[b]) else None
+        close = [x for x in (T.bar, g.close) if x in allowed]
+        tok = want if want in allowed else close[0] if close else int(allowed.min())
+        follow.advance(np.array([tok]))
+        if g.closing(np.array([tok]))[0]:
+            return out
+        g.advance(np.array([tok]))
+        out.append(tok)
+    raise AssertionError("the repeat never closed")
+
+
+def test_vary_refuses_the_original_last_bar_even_to_a_slavish_model():
+    first = section([(0, 12, 60), (12, 12, 64), (24, 24, 62)], [(0, 24, 65), (24, 24, 64)])
+    plan = repeat_plan(first, T, 48, vary=True)
+    assert plan == (Literal(tuple(bar_tokens(first, T.bar)[0])), Differ(tuple(bar_tokens(first, T.bar)[1])))
+    again = bar_tokens(repeat_against(first, plan), T.bar)
+    original = bar_tokens(first, T.bar)
+    assert again[0] == original[0] and again[1] != original[1]
+    assert again[1][:-2] == original[1][:-2]  # it went along until the last note's pitch: a new ending
+
+
+def test_a_repeat_leads_into_bar_2_instead_of_repeating_the_pickup():
+    first = section(PICKUP, [(0, 24, 72), (24, 24, 71)], [(0, 48, 69)])
+    plan = repeat_plan(first, T, 48, vary=False)
+    tail = tuple(bar_tokens(first, T.bar)[0])
+    assert plan[0] == LeadIn(tail, 36, 24) and all(isinstance(r, Literal) for r in plan[1:])
+    again = bar_tokens(repeat_against(first, plan), T.bar)
+    assert again[1:] == bar_tokens(first, T.bar)[1:]  # bars 2 and 3 as they were
+    lead = again[0]
+    assert lead[-len(tail):] == list(tail) and T.pos_value[lead[0]] < 24  # fresh notes, then the upbeat into bar 2
+
+
+def test_a_full_first_bar_repeats_as_it_was():
+    first = section([(0, 24, 60), (24, 24, 62)], [(0, 48, 64)])
+    assert all(isinstance(r, Literal) for r in repeat_plan(first, T, 48, vary=False))
+
+
+def test_forms_vary_every_repeat_and_never_repeat_a_pickup(model):
+    plan = Plan(bars=16, meters=(FOUR,), form="AABB", vary=True)
+    for g in generate(model, TOK, plan, 12, torch.Generator().manual_seed(3)):
+        m = TOK.decode(g.ids)
+        bars = bar_contents(m)
+        for a, again in ((0, 4), (8, 12)):
+            ending = 3 if bars[a + 3] else 2  # the last bar, or from the bar before when a note is held over it
+            assert bars[again + ending:again + 4] != bars[a + ending:a + 4]  # the varied ending
+            assert bars[again + 1:again + ending] == bars[a + 1:a + ending]
+            first = [(s, d) for s, d, _ in bars[a]]
+            if is_pickup(first, 48):
+                assert bars[again] != bars[a] and bars[again][0][0] < 24
+            else:
+                assert bars[again] == bars[a]

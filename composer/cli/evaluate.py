@@ -78,12 +78,32 @@ def _samples_table(d: dict) -> None:
     line = f"bar repetition (mean share of bars): real {br['real']['mean']:.3f}, generated {br['generated']['mean']:.3f}"
     line += "".join(f", {label} {v['bar_repetition']['mean']:.3f}" for label, v in variants.items())
     click.echo(line)
+    _endings_table(d["endings"])
     o = d["originality"]
     if o.get("available"):
         click.echo(f"longest run copied from a training tune: median {o['median']:.0f} notes, max {o['max']};"
                    f" {o['over_max_copy']} of {d['generated']} copy more than {o['max_copy']} notes")
     else:
         click.echo("originality: no copy index (the checkpoint's training files are not available)")
+
+
+def _endings_table(e: dict) -> None:
+    """How the real tunes (whole) and each generated set end, and how many loop."""
+    def pct(x) -> str:
+        return "-" if x is None or x != x else f"{x:.0%}"
+
+    cols = list(e.items())
+    click.echo(f"  {'endings and loops':<36}" + "".join(f"{'real tunes' if k == 'real' else k:>15}" for k, _ in cols))
+    rows = (("last note on the (last) key's tonic", lambda v: pct(v["tonic_ending"])),
+            ("last note, mean length", lambda v: "-" if v["last_note_mean_steps"] != v["last_note_mean_steps"]
+             else f"{v['last_note_mean_steps'] / 12:.2f} qn"),
+            ("last note a quarter or longer", lambda v: pct(v["last_note_quarter_or_longer"])),
+            ("degenerate loops", lambda v: pct(v["loop_rate"])),
+            ("first draws that looped", lambda v: pct(v["loops_resampled"] / max(v["melodies"], 1))
+             if "loops_resampled" in v else "-"))
+    for title, cell in rows:
+        click.echo(f"  {title:<36}" + "".join(f"{cell(v):>15}" for _, v in cols))
+    click.echo("  (loops: 8+ bars of one 1- or 2-bar pattern, resampled by generate; real tunes: the whole melodies)")
 
 
 _LABELS = {"free": "free", "corpus": "corpus plans"}  # variant column titles per --form mode
@@ -97,10 +117,11 @@ def _free_stem(folder: Path, stem: str) -> str:
     return cand
 
 
-def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
+def _samples(bundle, n: int, bars: int, seed: int, form: str) -> tuple[list, int]:
     """``n`` melodies as ``compose generate`` writes them for this form ('' = its default), through
     the one generation path, at most 256 per batch and within one request's memory budget (batch
-    i seeded ``seed + i``); the --max-copy guard is off, so originality measures the model itself."""
+    i seeded ``seed + i``), and how many of them replace a first draw that was a degenerate loop;
+    the --max-copy guard is off, so originality measures the model itself."""
     import copy
     from dataclasses import replace
 
@@ -112,8 +133,8 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> list:
     size = max(1, min(BATCH, MAX_MELODY_BARS // bars))
     for i, start in enumerate(range(0, n, size)):
         rows = min(size, n - start)
-        out += [r.melody for r in composer.generate(bars=bars, num=rows, seed=seed + i, form=form, max_copy=0)]
-    return out
+        out += composer.generate(bars=bars, num=rows, seed=seed + i, form=form, max_copy=0)
+    return [r.melody for r in out], sum(r.loop_resampled for r in out)
 
 
 @click.command("evaluate", cls=ComposerCommand)
@@ -186,12 +207,16 @@ def _run(folder, checkpoint, validation, baseline, samples, reference, data, bar
         if not any(m.n_bars >= bars for m in ref):
             raise ComposerError(f"no reference melody has {bars} bars: use fewer --bars or another --reference")
         default = Composer(bundle).default_form
-        gen = _samples(bundle, samples, bars, seed, "")
+        gen, looped = _samples(bundle, samples, bars, seed, "")
         other = "corpus" if default == "free" and bundle.record.bar_plans is not None else "free"
-        variants = [(_LABELS.get(f, f"with {f}"), _samples(bundle, samples, bars, seed, f))
-                    for f in dict.fromkeys([other, form]) if form and f != default]
+        variants, resampled = [], {"generated": looped}
+        for f in dict.fromkeys([other, form]):
+            if form and f != default:
+                label = _LABELS.get(f, f"with {f}")
+                mels, resampled[label] = _samples(bundle, samples, bars, seed, f)
+                variants.append((label, mels))
         index = bundle.copy_index(data, _progress("indexing training tunes", as_json))
-        rep = sm.compare_samples(gen, ref, bars, index, variants, max_copy)
+        rep = sm.compare_samples(gen, ref, bars, index, variants, max_copy, resampled)
         found = {"default_form": default, **rep.data}
         stem = _free_stem(out, f"evaluate-{bundle.path.stem}-{samples}x{bars}bars-seed{seed}")
         record = {"checkpoint": str(bundle.path), "seed": seed, **found}

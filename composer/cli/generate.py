@@ -186,6 +186,27 @@ def _generate(checkpoint, out, outdir, force, musicxml, wav, png, options: dict,
         msg = (f"originality: resampled {sum(r.resampled for r in results)} of {req.num} that copied more than "
                f"{req.max_copy} notes of a training tune")
         click.echo(msg + (f"; {still} still do after {RESAMPLE_ROUNDS} rounds" if still else ""))
+    looped, left = sum(r.loop_resampled for r in results), sum(r.loop for r in results)
+    if looped or left:
+        click.echo(f"loops: resampled {looped} of {req.num} that repeated one 1- or 2-bar pattern for 8 or more bars"
+                   + (f"; {left} still do after {RESAMPLE_ROUNDS} rounds (ranked last)" if left else ""))
+
+
+def _standing(r) -> str:
+    """Why a result ranks where it does: its score, from bits/note and repetition beyond real tunes'."""
+    if r.score is None:
+        return f"{r.bits_per_note:.2f} bits/note"
+    lo, hi = r.usual_repetition
+    usual = f"of bars (real tunes {lo:.0%}-{hi:.0%})"
+    if r.score > r.bits_per_note + 5e-3:
+        text = f"{r.score:.2f} = {r.bits_per_note:.2f} bits/note + {r.score - r.bits_per_note:.2f} for repeating {r.repetition:.0%} {usual}"
+    else:
+        text = f"{r.bits_per_note:.2f} bits/note, repeats {r.repetition:.0%} {usual}"
+    if r.loop:
+        text += ", a degenerate loop: ranked last"
+    elif r.loop_resampled:
+        text += ", resampled: the first draw was a degenerate loop"
+    return text
 
 
 def _extra_fits(melody, suffix: str, mid: Path) -> bool:
@@ -226,7 +247,7 @@ def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bo
             cp = f", longest copy {r.longest_copy} notes" if r.longest_copy is not None else ""
             extra = "".join(f" +{s[1:]}" for s in extras)
             bars = f"{mel.n_bars} bars" + (f" ({r.prime_bars} of the prime)" if r.prime_bars else "")
-            click.echo(f"{mid}{extra}  {r.bits_per_note:.2f} bits/note  ({key} {meter}, {bars}, "
+            click.echo(f"{mid}{extra}  {_standing(r)}  ({key} {meter}, {bars}, "
                        f"{len(mel.notes)} notes, {repeated_bars(mel)[0]} repeated bars{cp})")
     except ComposerError as e:
         if written:

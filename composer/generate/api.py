@@ -28,7 +28,7 @@ from composer.music.keys import Key
 from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, pitch_name
 from composer.music.meter import TimeSignature
 
-RESAMPLE_ROUNDS = 3  # batches of fresh melodies for those that copy a training tune
+RESAMPLE_ROUNDS = 3  # batches of fresh melodies for those that copy a training tune or loop
 COMMON_METERS = ("4/4", "3/4", "2/4", "6/8")  # choices for a model that records none
 LONG_PRIME_BARS = 32  # a whole prime longer than this gets a remark pointing at prime_bars
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -50,6 +50,11 @@ class Result:
     prime_bars: int = 0  # bars at the start that are the prime's, kept note for note (0: no prime)
     prime_steps: int = 0  # grid steps of those bars: where the new bars begin
     prime_track: str = ""  # the track of the prime file that was continued ('' without a prime file)
+    score: float | None = None  # what it is ranked by: bits/note + repetition penalty (composer.generate.ranking)
+    repetition: float | None = None  # share of its new bars repeating an earlier bar's rhythm and contour
+    usual_repetition: tuple[float, float] | None = None  # real tunes' range of that share (5th-95th percentile)
+    loop: bool = False  # a degenerate loop the form did not ask for (left after resampling): ranked last
+    loop_resampled: bool = False  # replaced because an earlier draw was a degenerate loop
 
     def to_midi_bytes(self) -> bytes:
         """The MIDI file, exactly as ``compose generate`` writes it."""
@@ -186,15 +191,17 @@ class Composer:
                     form=req.form if lettered else "", vary=req.vary, sampling=sampling, structure=structure)
         with _threads(req.num):
             sampled = generate(self.bundle.model, self.bundle.tokenizer, plan, req.num, gen)
-            copies, resampled = [None] * req.num, set()
+            index = None
             if req.max_copy > 0:
                 index = self.bundle.copy_index(progress=(lambda d, t: progress("indexing training tunes", d, t)) if progress else None)
                 if index is None:
                     say("originality check skipped (the checkpoint's training files are not available)")
-                else:
-                    sampled, copies, resampled = self._guard(plan, sampled, index, req.max_copy, gen, prime)
+            from composer.generate.ranking import form_repeats
+
+            form = form_repeats(req.form if lettered else "", req.bars // max(len(req.form), 1), req.vary)
+            sampled, copies, resampled, looped = self._guard(plan, sampled, index, req.max_copy, gen, prime, form[1])
         form_note = req.form if lettered else "from a training tune" if structure else "free"
-        results = self._ranked(req, sampled, copies, resampled, seed, prime, form_note)
+        results = self._ranked(req, sampled, copies, (resampled, looped), seed, prime, form_note, form)
         if prime is not None:
             results = [replace(r, prime_bars=prime.n_bars, prime_steps=prime.total_steps, prime_track=track) for r in results]
         return results
@@ -252,38 +259,51 @@ class Composer:
             check_range_in_key(req.pitch_range, prime.last_key)
         return prime, prime.time_signature, prime.key, track
 
-    def _guard(self, plan, sampled, index, max_copy: int, gen, prime):
-        """Resample (new batches for just the offenders, up to a few rounds) any melody that copies
-        more than ``max_copy`` notes of a training tune; returns (sampled, copies, resampled rows)."""
+    def _guard(self, plan, sampled, index, max_copy: int, gen, prime, loops_asked: bool = False):
+        """Resample (new batches for just the offenders, up to ``RESAMPLE_ROUNDS`` rounds) any melody
+        that copies more than ``max_copy`` notes of a training tune (with an ``index``) or, unless
+        the form asked for one, is a degenerate loop (in its new bars); a draw replaces a melody
+        only when it is better (``ranking.flaws``). Returns (sampled, copies, rows resampled for
+        copying, for looping)."""
         from composer.generate.plan import generate
+        from composer.generate.ranking import flaws
 
         tok, skip = self.bundle.tokenizer, prime.n_bars if prime is not None else 0
 
-        def copies(rs) -> list[int]:
+        def checked(rs) -> list[tuple[bool, bool, int, int | None]]:
             mels = [tok.decode(r.ids) for r in rs]
-            return [int(c) for c in index.longest_copies([m.bars(skip, m.n_bars - skip) if skip else m for m in mels])]
+            return flaws([m.bars(skip, m.n_bars - skip) if skip else m for m in mels], index, max_copy, loops_asked)
 
-        sampled, cps, resampled = list(sampled), copies(sampled), set()
+        sampled, got, resampled, looped = list(sampled), checked(sampled), set(), set()
         for _ in range(RESAMPLE_ROUNDS):
-            bad = [i for i, c in enumerate(cps) if c > max_copy]
+            bad = [i for i, c in enumerate(got) if c[0] or c[1]]
             if not bad:
                 break
+            for i in bad:
+                (resampled if got[i][0] else looped).add(i)
             redo = replace(plan, structure=tuple(plan.structure[i] for i in bad)) if plan.structure else plan
             fresh = generate(self.bundle.model, tok, redo, len(bad), gen)
-            for i, r, c in zip(bad, fresh, copies(fresh)):
-                resampled.add(i)
-                if c < cps[i]:
-                    sampled[i], cps[i] = r, c
-        return sampled, cps, resampled
+            for i, r, c in zip(bad, fresh, checked(fresh)):
+                if c[:3] < got[i][:3]:
+                    sampled[i], got[i] = r, c
+        return sampled, [c[3] for c in got], resampled, looped
 
-    def _ranked(self, req, sampled, copies, resampled, seed: int, prime, form_note: str) -> list[Result]:
-        """Results best first, each decoded with its tempo, title and settings text."""
-        order = sorted(range(len(sampled)), key=lambda i: sampled[i].bits_per_note)
+    def _ranked(self, req, sampled, copies, redrawn, seed: int, prime, form_note: str, form=(0.0, False)) -> list[Result]:
+        """Results best first by ``composer.generate.ranking`` (bits/note, a penalty for repeating more
+        than real tunes do, loops last), each decoded with its tempo, title and settings text;
+        ``redrawn``: (rows resampled for copying, for looping); ``form``: ``form_repeats``."""
+        from composer.generate.ranking import rank_order, standing
+
+        skip = prime.n_bars if prime is not None else 0
+        decoded = [self.bundle.tokenizer.decode(g.ids) for g in sampled]
+        standings = [standing(m.bars(skip, m.n_bars - skip) if skip else m, g.bits_per_note, *form)
+                     for m, g in zip(decoded, sampled)]
+        order = rank_order(standings)
         prime_name = Path(req.prime).name if isinstance(req.prime, Path) else (prime.title or "melody") if prime else ""
         out = []
         for rank, i in enumerate(order, 1):
-            g = sampled[i]
-            mel = self.bundle.tokenizer.decode(g.ids)
+            g, st = sampled[i], standings[i]
+            mel = decoded[i]
             tempo = req.tempo or (prime.tempo if prime is not None else mel.time_signature.usual_tempo)
             title = f"{Path(prime_name).stem} continued" if prime is not None else f"composer melody {rank}"
             mel = replace(mel, tempo=tempo, title=title)
@@ -291,5 +311,7 @@ class Composer:
                     f"top-k {req.top_k} | top-p {req.top_p:g} | key {mel.key.name} | meter {mel.time_signature} | "
                     f"bars {mel.n_bars} | form {form_note}{' (varied)' if req.vary else ''} | rank {rank} of {len(order)}"
                     + (f" | prime {prime_name}" if prime is not None else ""))
-            out.append(Result(mel, g.bits_per_note, rank, seed, req.program, text, copies[i], i in resampled))
+            out.append(Result(mel, g.bits_per_note, rank, seed, req.program, text, copies[i], i in redrawn[0],
+                              score=st.score, repetition=st.repetition, usual_repetition=st.usual, loop=st.loop,
+                              loop_resampled=i in redrawn[1]))
         return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from composer.errors import ComposerError
@@ -15,6 +16,7 @@ from composer.music.melody import Melody
 from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
 from composer.generate.sample import Generated, Sampler, SamplingConfig
+from composer.generate.structure import Literal, repeat_plan
 from composer.tokens.tokenizer import Tokenizer
 
 
@@ -27,8 +29,8 @@ class Plan:
     keys: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)  # per meter name, '*' = any meter; empty = all
     prime: Melody | None = None  # its bars are kept and continued (its meter is used)
     key: Key | None = None  # forces the key (else the prime's key, else a choice from ``keys``)
-    form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span
-    vary: bool = False  # a repeated section gets a fresh last bar
+    form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span (see ``generate``)
+    vary: bool = False  # a repeated section gets a new last bar, never the one it had
     structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan for the new bars (composer.generate.structure); no form
     sampling: SamplingConfig = SamplingConfig()
 
@@ -41,7 +43,10 @@ class Plan:
 
 def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
              generator: torch.Generator | None = None) -> list[Generated]:
-    """Sample ``num`` melodies following ``plan`` as one batch (not ranked)."""
+    """Sample ``num`` melodies following ``plan`` as one batch (not ranked). With a form, a new
+    letter is sampled with the state carried on and a letter seen before repeats its section
+    (``composer.generate.structure.repeat_plan``: a pickup bar becomes a lead-in, and with
+    ``vary`` the last bar is new and always differs from the original's)."""
     s = Sampler(model, tokenizer, num, plan.sampling, generator)
     if plan.prime is not None:
         p = plan.prime
@@ -58,16 +63,19 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         s.sample_bars(plan.bars, final=True, plans=plan.structure)
         return s.results()
     size = plan.bars // len(plan.form)
+    bar_steps = np.broadcast_to(np.asarray(s.grammar.bar_len), (num,))
     sections: dict[str, list[list[int]]] = {}
     for i, letter in enumerate(plan.form):
         last = i == len(plan.form) - 1
         if letter not in sections:
             sections[letter] = s.sample_bars(size, final=last)
-        elif plan.vary:
-            s.feed([sec[: max(j for j, t in enumerate(sec) if t == s.tables.bar)] for sec in sections[letter]], 1)
-            s.sample_bars(1, final=last)
-        else:
+            continue
+        # a repeat: its bars as they were, but for a varied last bar and a pickup's lead-in
+        plans = [repeat_plan(sec, s.tables, int(bar_steps[row]), plan.vary) for row, sec in enumerate(sections[letter])]
+        if all(isinstance(r, Literal) for p in plans for r in p):
             s.feed(sections[letter])
             if last:
                 s.feed([[s.tables.eos]] * num)
+        else:
+            s.sample_bars(size, final=last, plans=plans)
     return s.results()
