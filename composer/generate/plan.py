@@ -47,7 +47,8 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
     letter is sampled with the state carried on and a letter seen before repeats its section
     (``composer.generate.structure.repeat_plan``: a pickup bar becomes a lead-in, and with
     ``vary`` the last bar is new and always differs from the original's)."""
-    s = Sampler(model, tokenizer, num, plan.sampling, generator)
+    s = Sampler(model, tokenizer, num, plan.sampling, generator,
+                total_bars=(plan.prime.n_bars if plan.prime is not None else 0) + plan.bars)
     if plan.prime is not None:
         p = plan.prime
         body = tokenizer.encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS

@@ -5,8 +5,9 @@ sequence is fed per step through the model's fused-gate ``step`` (a long span sh
 rows, a prime, in one forward pass). Each draw is a Gumbel-max over ``logits / T`` under the
 grammar's mask, so every sequence stays well-formed at any temperature; rows that finish a
 span early keep their state frozen. A model that reads copy hints gets them from one
-``Matcher`` per sequence. The likelihood of every token taken (temperature 1, no mask) is
-summed for ranking by bits per note.
+``Matcher`` per sequence; a length-aware one gets each input's length code from the grammar's
+bar count and the total bars planned. The likelihood of every token taken (temperature 1, no
+mask) is summed for ranking by bits per note (``composer.generate.likelihood``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from composer.errors import ComposerError, TokenizerError
+from composer.errors import ComposerError, ModelError, TokenizerError
 from composer.generate.draw import Generated, SamplingConfig, gumbel_draw
+from composer.generate.likelihood import FLUSH, Likelihood
 from composer.generate.structure import Follower
 from composer.model.hints import Matcher
+from composer.model.lengths import HEADER_CODE, code_table
 from composer.model.network import MelodyLSTM, expand_state, put_state, select_state
 from composer.model.scoring import run_span
 from composer.music.keys import Key
@@ -28,7 +31,6 @@ from composer.tokens.grammar import Grammar, Grammar1, make_grammar, tables_for
 from composer.tokens.tokenizer import PITCH, Tokenizer
 
 _NOISE_STEPS = 64  # Gumbel noise drawn for this many steps at once
-_FLUSH = 128  # steps of logits kept before their log-likelihoods are summed
 _SHARED_MIN = 64  # tokens from which a span fed to every row goes through one forward pass
 
 
@@ -36,9 +38,15 @@ class Sampler:
     """A batch of sequences advanced together: ``start``, then ``feed`` / ``sample_bars``."""
 
     def __init__(self, model: MelodyLSTM, tokenizer: Tokenizer, batch: int, config: SamplingConfig = SamplingConfig(),
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, total_bars: int | None = None) -> None:
+        """``total_bars``: the bars the melodies will have in all (a prime's included); a
+        length-aware model needs it, and hears how many are left at every step."""
         if batch < 1:
             raise ComposerError(f"batch must be positive, got {batch}")
+        if model.cfg.length_aware and total_bars is None:
+            raise ModelError("this model is length-aware: pass total_bars (the bars of the whole melody) to the Sampler")
+        if total_bars is not None and total_bars < 0:
+            raise ComposerError(f"total bars must be at least 0, got {total_bars}")
         if model.training:
             model.eval()  # (only when needed: it drops the model's cached fused weights)
         self.model, self.batch, self.cfg = model, batch, config
@@ -48,23 +56,33 @@ class Sampler:
         self.logits: torch.Tensor | None = None  # (B, V): next-token logits
         self.grammar: Grammar | Grammar1 | None = None
         self._noise, self._noise_np, self._ni = None, None, _NOISE_STEPS
-        # Per step taken: (tokens, rows that took them or None = all); tokens are a (B,) array,
-        # or an int when B == 1. _hist holds the logits that predicted the steps from _hist_from on.
-        self._toks: list[tuple[np.ndarray | int, np.ndarray | None]] = []
-        self._hist: list[torch.Tensor] = []
-        self._hist_from, self._nll, self._blocked_t = 0, torch.zeros(batch, dtype=torch.float64), None
+        self.lik = Likelihood(batch)
+        self._toks, self._blocked_t = self.lik.toks, None  # (every step taken: see Likelihood)
         self._matchers = [Matcher(self.vocab) for _ in range(batch)] if model.cfg.copy_hints else None
         self._hint = np.zeros(batch, dtype=np.int64)
+        # _codes[b]: the length code of an input with b Bar tokens taken (it included); None: not length-aware
+        self._codes = code_table(total_bars) if model.cfg.length_aware else None
+
+    def _lengths(self, rows: np.ndarray | None) -> torch.Tensor | None:
+        """Length codes (B',) of the inputs of ``rows`` (None = all), the grammar already advanced."""
+        if self._codes is None:
+            return None
+        if self.grammar is None:  # BOS, TimeSig, Key
+            return torch.full((self.batch if rows is None else len(rows),), HEADER_CODE, dtype=torch.long)
+        bars = np.atleast_1d(self.grammar.bars)  # (B,); an int for the batch-1 grammar
+        bars = bars if rows is None else bars[rows]
+        return torch.from_numpy(self._codes[np.minimum(bars, len(self._codes) - 1)])
 
     def _step(self, tok: torch.Tensor, tok_np: np.ndarray, state, rows: np.ndarray | None = None):
-        """model.step on ``tok`` (B',) for ``rows`` (None = all), with their copy hints."""
+        """model.step on ``tok`` (B',) for ``rows`` (None = all), with their copy hints and length codes."""
+        codes = self._lengths(rows)
         if self._matchers is None:
-            return self.model.step(tok, state)
+            return self.model.step(tok, state, lengths=codes)
         toks, ms, hint = tok_np.tolist(), self._matchers, self._hint
         for r in range(self.batch) if rows is None else rows.tolist():
             hint[r] = ms[r].push(toks[r])
         h = self._hint if rows is None else self._hint[rows]
-        return self.model.step(tok, state, torch.from_numpy(h.copy()))
+        return self.model.step(tok, state, torch.from_numpy(h.copy()), lengths=codes)
 
     # --- one step -------------------------------------------------------------------------
     def _next_noise(self) -> int:
@@ -87,9 +105,7 @@ class Sampler:
               keep: np.ndarray | None) -> None:
         """Record ``tok`` (B,) for rows in ``took`` (None = all) and advance the model for rows
         in ``keep`` (None = all); the other rows keep state and logits."""
-        self._record(int(tok_np[0]) if self.batch == 1 else tok_np, took)
-        if len(self._hist) >= _FLUSH:
-            self._flush()
+        self.lik.record(self.logits, int(tok_np[0]) if self.batch == 1 else tok_np, took)
         if keep is None:
             self.logits, self.state = self._step(tok, tok_np, self.state)
             return
@@ -99,34 +115,6 @@ class Sampler:
         logits, part = self._step(tok.index_select(0, idx), tok_np, select_state(self.state, idx), rows)
         self.logits = self.logits.index_copy(0, idx, logits)
         self.state = put_state(self.state, idx, part)
-
-    def _record(self, tok: np.ndarray | int, took: np.ndarray | None) -> None:
-        """Note a step taken from the current logits."""
-        self._hist.append(self.logits)
-        self._toks.append((tok, took))
-
-    def _matrix(self, steps) -> tuple[np.ndarray, np.ndarray]:
-        """(tokens (S, B), took (S, B) bool) of recorded steps."""
-        toks = np.empty((len(steps), self.batch), dtype=np.int64)
-        for i, (t, _) in enumerate(steps):
-            toks[i] = t  # a (B,) array, or one id for every row
-        took = np.ones(toks.shape, dtype=bool)
-        for i, (_, m) in enumerate(steps):
-            if m is not None:
-                took[i] = m
-        return toks, took
-
-    def _flush(self) -> None:
-        """Add -log p(token) of the recorded steps to each sequence's total."""
-        if not self._hist:
-            return
-        n = len(self._hist)
-        toks, took = self._matrix(self._toks[self._hist_from : self._hist_from + n])
-        logits = torch.stack(self._hist).float()  # (S, B, V)
-        lp = torch.log_softmax(logits, dim=-1).gather(2, torch.from_numpy(toks)[..., None])[..., 0].double()
-        self._nll -= (lp * torch.from_numpy(took)).sum(0)  # (B,)
-        self._hist.clear()
-        self._hist_from += n
 
     # --- header -----------------------------------------------------------------------------
     def start(self, meters: Sequence[TimeSignature], keys: Sequence[Key] | Mapping[str, Sequence[Key]]) -> None:
@@ -138,8 +126,7 @@ class Sampler:
             raise ComposerError("no time signature to choose from")
         v, b = self.vocab, self.batch
         bos = torch.full((b,), v.bos, dtype=torch.long)
-        self._toks.append((v.bos if b == 1 else bos.numpy(), None))
-        self._hist_from = 1  # BOS is given, not predicted
+        self.lik.given(v.bos if b == 1 else bos.numpy())  # BOS is given, not predicted
         self.logits, self.state = self._step(bos, bos.numpy(), self.state)
         blocked = np.ones((b, len(v)), dtype=bool)
         blocked[:, [v.timesig_id(m) for m in meters]] = False
@@ -193,25 +180,24 @@ class Sampler:
     def _feed_shared(self, seq: list[int], g) -> None:
         """The same tokens for every row in one forward pass of the model (a long prime: one
         call instead of a step per token); the grammar still checks each token."""
-        tok_np = np.empty(self.batch, dtype=np.int64)
+        tok_np, bars = np.empty(self.batch, dtype=np.int64), []
         for i, t in enumerate(seq):
             tok_np.fill(t)
             if not g.allows(tok_np)[0]:
                 raise TokenizerError(f"token {self.vocab.tokens[t]} at position {i} breaks the grammar")
             g.advance(tok_np, None)
-        self._flush()
+            bars.append(int(np.atleast_1d(g.bars)[0]))
+        codes = None if self._codes is None else self._codes[np.minimum(bars, len(self._codes) - 1)].tolist()
         hint = None
         if self._matchers is not None:
             m0 = self._matchers[0]
             hint = [m0.push(t) for t in seq]
             self._matchers = [m0] + [m0.copy() for _ in range(self.batch - 1)]
-        logits, state = run_span(self.model, seq, tuple(s[:, :1].contiguous() for s in self.state), hint)
+        logits, state = run_span(self.model, seq, tuple(s[:, :1].contiguous() for s in self.state), hint, lengths=codes)
         logits = torch.cat([self.logits[:1], logits])  # (T + 1, V): row t predicts seq[t]
-        self._nll -= torch.log_softmax(logits[:-1].float(), -1).gather(1, torch.tensor(seq)[:, None]).double().sum()
+        self.lik.shared(logits[:-1], seq)
         self.logits = logits[-1:].expand(self.batch, -1).contiguous()
         self.state = expand_state(state, self.batch)
-        self._toks.extend((t, None) for t in seq)
-        self._hist_from = len(self._toks)
 
     def sample_bars(self, n: int, final: bool = True, plans: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
         """Sample ``n`` new bars for every sequence (each starts with a forced ``Bar``); with
@@ -252,11 +238,14 @@ class Sampler:
         z = np.empty(len(self.vocab), dtype=np.float32)
         tok = torch.zeros(1, dtype=torch.long)
         tok_np = tok.numpy()
-        step, hist, toks = self.model.step, self._hist, self._toks
+        step, lik, hist, toks = self.model.step, self.lik, self.lik.hist, self.lik.toks
         one = np.zeros(1, dtype=np.int64)
         matcher = self._matchers[0] if self._matchers is not None else None
         hint = torch.zeros(1, dtype=torch.long) if matcher is not None else None
         hint_np = hint.numpy() if hint is not None else None
+        by_bars = self._codes.tolist() if self._codes is not None else None  # code per bars taken
+        code = torch.zeros(1, dtype=torch.long) if by_bars is not None else None
+        code_np, top = (code.numpy(), len(by_bars) - 1) if by_bars is not None else (None, 0)
         for _ in range(limit):
             g.mask()
             if follow is not None:
@@ -268,17 +257,19 @@ class Sampler:
             if g.closes(t):
                 if final:
                     g.step(t)
-                    self._record(t, None)
+                    lik.record(self.logits, t, None)
                 return
             g.step(t)
             hist.append(self.logits)
             toks.append((t, None))
-            if len(hist) >= _FLUSH:
-                self._flush()
+            if len(hist) >= FLUSH:
+                lik.flush()
             tok_np[0] = t
             if matcher is not None:
                 hint_np[0] = matcher.push(t)
-            self.logits, self.state = step(tok, self.state, hint)
+            if code_np is not None:
+                code_np[0] = by_bars[min(g.bars, top)]
+            self.logits, self.state = step(tok, self.state, hint, code)
         raise ComposerError("sampling did not close its bars (grammar bug)")
 
     def _sample_batch(self, g: Grammar, final: bool, limit: int, follow: Follower | None) -> None:
@@ -304,7 +295,7 @@ class Sampler:
             active = active & ~closing
             if not active.any():
                 if final:
-                    self._record(tok_np, took)
+                    self.lik.record(self.logits, tok_np, took)
                 return
             keep = active
             self._take(tok, tok_np, took, keep)
@@ -318,13 +309,15 @@ class Sampler:
     # --- results ----------------------------------------------------------------------------
     def _rows(self, first: int = 0) -> list[list[int]]:
         """Tokens taken by each sequence from step ``first`` on."""
-        steps = self._toks[first:]
-        toks, took = self._matrix(steps) if steps else (np.zeros((0, self.batch), np.int64), np.zeros((0, self.batch), bool))
-        return [toks[took[:, r], r].tolist() for r in range(self.batch)]
+        return self.lik.rows(first)
+
+    def reset_likelihood(self) -> None:
+        """Sum the likelihood from here on only (after a prime: bits per note of the new bars)."""
+        self.lik.reset()
 
     def results(self) -> list[Generated]:
         """Every sequence so far with its negative log-likelihood and note count."""
-        self._flush()
+        self.lik.flush()
         kinds = self.vocab.kinds
-        return [Generated(tuple(ids), float(self._nll[row]), int(np.count_nonzero(kinds[np.asarray(ids)] == PITCH)))
+        return [Generated(tuple(ids), float(self.lik.nll[row]), int(np.count_nonzero(kinds[np.asarray(ids)] == PITCH)))
                 for row, ids in enumerate(self._rows())]

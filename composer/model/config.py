@@ -75,7 +75,7 @@ def check_limits(obj: object, error: type[ComposerError]) -> None:
 class ModelConfig:
     # The defaults are the 12-minute default training run on a 2-core CPU (composer.train.config
     # takes its model fields from here).
-    vocab_size: int = 368  # number of token ids (from the tokenizer's Vocab)
+    vocab_size: int = 512  # number of token ids (len(Tokenizer()): tokenizer version 2; version 1 had 368)
     embed_size: int = 128  # token embedding width
     hidden_size: int = 256  # recurrent state width per layer
     num_layers: int = 2  # stacked recurrent layers
@@ -87,6 +87,11 @@ class ModelConfig:
     # The recurrent cell (CELLS): "lstm" gates what it keeps; "gru" merges its gates into two;
     # "rnn" is the plain tanh cell whose memory fades fastest (the lesson `compose lab` measures).
     cell: str = "lstm"
+    # Also read a length code per step (composer.model.lengths): bars left to the end and the
+    # place in an 8-bar phrase, counted from the end, so the melody can cadence where it ends.
+    # False here, as every config written before it existed means; training turns it on
+    # (TrainConfig.length_aware). A length-aware model needs the total bars to sample.
+    length_aware: bool = False
 
     # Generous but sane: a checkpoint's config is checked against these before anything is built,
     # so a crafted one cannot make the loader allocate or loop without end. Token ids are int16 in
@@ -95,7 +100,7 @@ class ModelConfig:
                                           "hidden_size": Limit(1, 8192), "num_layers": Limit(1, 16),
                                           "dropout": FRACTION}
     _INTS: ClassVar[tuple[str, ...]] = ("vocab_size", "embed_size", "hidden_size", "num_layers")
-    _FLAGS: ClassVar[tuple[str, ...]] = ("tie_weights", "copy_hints")
+    _FLAGS: ClassVar[tuple[str, ...]] = ("tie_weights", "copy_hints", "length_aware")
     CELLS: ClassVar[tuple[str, ...]] = ("lstm", "gru", "rnn")  # a Choice: the CLI's click.Choice reads it
 
     def __post_init__(self) -> None:
@@ -116,9 +121,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """From a checkpoint's ``model_config``; one written before copy hints existed has none,
-        one written before the cell option is an LSTM."""
+        one written before the cell option is an LSTM, one before length codes is not length-aware."""
         if not isinstance(d, dict):
             raise ModelError(f"the model config is a {type(d).__name__}, not a table of sizes")
         names = {f.name for f in fields(cls)}
-        d = {"copy_hints": False, "cell": "lstm", **d}
+        d = {"copy_hints": False, "cell": "lstm", "length_aware": False, **d}
         return cls(**{k: v for k, v in d.items() if k in names})

@@ -3,7 +3,9 @@
 
 With ``copy_hints`` each step's input also adds the embeddings of a copy hint
 (``composer.model.hints``: the token the melody's own longest earlier match predicts, and
-the match's length bucket); the network learns when to follow it.
+the match's length bucket); the network learns when to follow it. With ``length_aware`` it
+also adds the embeddings of a length code (``composer.model.lengths``: bars left to the end,
+and the place in an 8-bar phrase counted from the end), so the network knows where a piece ends.
 
 Knows nothing about files or the command line. ``forward`` runs whole sequences
 through the fused (cuDNN/oneDNN) kernel for training; ``step`` advances one token
@@ -24,6 +26,7 @@ from torch import nn
 from composer.errors import ModelError
 from composer.model.config import ModelConfig
 from composer.model.hints import BUCKETS, split_hints
+from composer.model import lengths as L
 
 State = tuple[torch.Tensor, ...]  # (h, c) for an LSTM, (h,) for a GRU or RNN; each (L, B, H)
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -54,6 +57,9 @@ class MelodyLSTM(nn.Module):
         if cfg.copy_hints:
             self.hint_token = nn.Embedding(cfg.vocab_size, cfg.embed_size)
             self.hint_length = nn.Embedding(BUCKETS, cfg.embed_size)
+        if cfg.length_aware:
+            self.length_embed = nn.Embedding(L.BUCKETS, cfg.embed_size)
+            self.phrase_embed = nn.Embedding(L.PHRASES, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
         # Named ``lstm`` for every cell: the checkpoints' weight names (lstm.weight_ih_l0 ...).
         kw = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
@@ -69,12 +75,15 @@ class MelodyLSTM(nn.Module):
         nn.init.normal_(self.embed.weight, std=0.05)
         self._fused: list[tuple[torch.Tensor, ...]] | None = None
 
-    def forward(self, ids: torch.Tensor, state: State | None = None,
-                hints: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
-        """ids (B, T) -> logits (B, T, V), new state; ``hints`` (B, T) with ``copy_hints``."""
+    def forward(self, ids: torch.Tensor, state: State | None = None, hints: torch.Tensor | None = None,
+                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> logits (B, T, V), new state; ``hints`` (B, T) with ``copy_hints``,
+        ``lengths`` (B, T) length codes with ``length_aware``."""
         x = self.embed(ids)  # (B, T, E)
         if self.cfg.copy_hints:
             x = x + self._hint_embed(self._need(hints))
+        if self.cfg.length_aware:
+            x = x + self._length_embed(self._need_lengths(lengths))
         x = self.drop(x)
         if self.cfg.cell == "lstm":
             y, state = self.lstm(x, state)  # (B, T, H)
@@ -87,6 +96,15 @@ class MelodyLSTM(nn.Module):
         if hints is None:
             raise ModelError("this model reads copy hints: pass hints (composer.model.hints)")
         return hints
+
+    def _need_lengths(self, lengths: torch.Tensor | None) -> torch.Tensor:
+        if lengths is None:
+            raise ModelError("this model reads length codes: pass lengths (composer.model.lengths)")
+        return lengths
+
+    def _length_embed(self, lengths: torch.Tensor) -> torch.Tensor:
+        bucket, phrase = L.split_codes(lengths)
+        return self.length_embed(bucket) + self.phrase_embed(phrase)
 
     def _hint_embed(self, hints: torch.Tensor) -> torch.Tensor:
         bucket, token = split_hints(hints, self.cfg.vocab_size)
@@ -110,7 +128,8 @@ class MelodyLSTM(nn.Module):
         4 gates for an LSTM, 1 for an RNN. A GRU's b_hn sits inside r * (W_hn h + b_hn), so its
         layers keep the hidden side apart: (T, W_hh^T, b_hh) and (W_ih^T, b_ih, W_hh^T, b_hh).
         With copy hints a last entry holds one table more: each hint's (bucket * V + token) input
-        gates (a few MB; one row lookup per step instead of five small ops)."""
+        gates (a few MB; one row lookup per step instead of five small ops). With length codes a
+        last entry holds each code's (bucket * PHRASES + phrase) input gates (L.CODES rows)."""
         if self._fused is None or self.training:
             out: list[tuple[torch.Tensor, ...]] = []
             gru = self.cfg.cell == "gru"
@@ -130,6 +149,9 @@ class MelodyLSTM(nn.Module):
             if self.cfg.copy_hints:
                 both = self.hint_length.weight[:, None, :] + self.hint_token.weight[None, :, :]  # (BUCKETS, V, E)
                 out.append((both.reshape(-1, both.shape[-1]) @ self.lstm.weight_ih_l0.t(),))
+            if self.cfg.length_aware:
+                both = self.length_embed.weight[:, None, :] + self.phrase_embed.weight[None, :, :]  # (BUCKETS, PHRASES, E)
+                out.append((both.reshape(-1, both.shape[-1]) @ self.lstm.weight_ih_l0.t(),))
             if self.training:
                 return out
             self._fused = out
@@ -144,25 +166,30 @@ class MelodyLSTM(nn.Module):
         return super()._apply(fn, *args, **kwargs)
 
     @torch.no_grad()
-    def step(self, ids: torch.Tensor, state: State, hints: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+    def step(self, ids: torch.Tensor, state: State, hints: torch.Tensor | None = None,
+             lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """One token per sequence: ids (B,) -> logits (B, V), new state; ``hints`` (B,) with
-        ``copy_hints``. Eval mode only."""
-        layers, by_hint = self.fused_weights(), None
+        ``copy_hints``, ``lengths`` (B,) with ``length_aware``. Eval mode only."""
+        layers, extra = self.fused_weights(), None
+        if self.cfg.length_aware:  # the extra input gates: a row of the code table (+ the hint's)
+            layers, (by_code,) = layers[:-1], layers[-1]
+            extra = by_code.index_select(0, self._need_lengths(lengths))
         if self.cfg.copy_hints:
-            layers, (by_hint,) = layers[:-1], layers[-1]
-            by_hint = by_hint.index_select(0, self._need(hints))
+            layers, (table,) = layers[:-1], layers[-1]
+            rows = table.index_select(0, self._need(hints))
+            extra = rows if extra is None else extra.add_(rows)
         cell_step = {"lstm": self._lstm_step, "gru": self._gru_step, "rnn": self._rnn_step}[self.cfg.cell]
-        x, state = cell_step(ids, state, layers, by_hint)
+        x, state = cell_step(ids, state, layers, extra)
         return self._logits(x), state
 
-    def _lstm_step(self, ids, state, layers, by_hint):
+    def _lstm_step(self, ids, state, layers, extra):
         h, c = state
         hs, cs, x = [], [], h[0]  # (x: the layer below's output; layer 0 looks its input up)
         for k, (w, b) in enumerate(layers):
             if k == 0:  # w: gate table (V, 4H), b: W_hh^T
                 x0 = w.index_select(0, ids)
-                if self.cfg.copy_hints:
-                    x0 += by_hint
+                if extra is not None:
+                    x0 += extra
                 gates = torch.addmm(x0, h[0], b)  # (B, 4H): i, f, g, o
             else:
                 gates = torch.addmm(b, torch.cat([x, h[k]], dim=1), w)
@@ -173,30 +200,30 @@ class MelodyLSTM(nn.Module):
             cs.append(ck)
         return x, (torch.stack(hs), torch.stack(cs))
 
-    def _rnn_step(self, ids, state, layers, by_hint):
+    def _rnn_step(self, ids, state, layers, extra):
         """h' = tanh(W_ih x + b_ih + W_hh h + b_hh) per layer, as the LSTM's fused layout."""
         (h,) = state
         hs = []
         for k, (w, b) in enumerate(layers):
             if k == 0:  # w: input table (V, H), b: W_hh^T
                 x0 = w.index_select(0, ids)
-                if by_hint is not None:
-                    x0 += by_hint
+                if extra is not None:
+                    x0 += extra
                 x = torch.tanh(torch.addmm(x0, h[0], b))
             else:
                 x = torch.tanh(torch.addmm(b, torch.cat([x, h[k]], dim=1), w))
             hs.append(x)
         return x, (torch.stack(hs),)
 
-    def _gru_step(self, ids, state, layers, by_hint):
+    def _gru_step(self, ids, state, layers, extra):
         """r, z, n gates as nn.GRU: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = n + z (h - n)."""
         (h,) = state
         hs = []
         for k, layer in enumerate(layers):
             if k == 0:  # (input table (V, 3H), W_hh^T, b_hh)
                 gi = layer[0].index_select(0, ids)
-                if by_hint is not None:
-                    gi += by_hint
+                if extra is not None:
+                    gi += extra
             else:  # (W_ih^T, b_ih, W_hh^T, b_hh)
                 gi = torch.addmm(layer[1], x, layer[0])
             gh = torch.addmm(layer[-1], h[k], layer[-2])  # (B, 3H)

@@ -8,13 +8,13 @@ seeded by (seed, epoch): the data order depends on nothing else, which makes
 ``--resume`` and DDP sharding exact (rank r takes column r of every step).
 Building a batch is a few tensor ops: no Python work per window. Copy hints
 (``composer.model.hints``), when given, are a second flat tensor cut and transposed with
-the tokens.
+the tokens; length codes (``composer.model.lengths``) a third, cut alike and never transposed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -96,20 +96,33 @@ class EpochPlan:
         return self.offsets.shape[0]
 
 
+class Batch(NamedTuple):
+    """One step's windows, each (batch, seq_len) int64 on the device."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    hints: torch.Tensor | None  # the inputs' copy hints, or None
+    lengths: torch.Tensor | None  # the inputs' length codes, or None
+
+
 class WindowSampler:
     """Random windows of ``seq_len + 1`` tokens from a flat tensor, sharded across ranks."""
 
     def __init__(self, tokens: torch.Tensor, seq_len: int, batch_size: int, *, seed: int = 0,
                  max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu",
-                 hints: torch.Tensor | None = None, vocab: Vocab | None = None) -> None:
+                 hints: torch.Tensor | None = None, vocab: Vocab | None = None,
+                 lengths: torch.Tensor | None = None) -> None:
         if max_shift > 0 and vocab is None:
             raise TrainingError("transposing windows needs the vocabulary (vocab=tokenizer.vocab)")
         if tokens.numel() < seq_len + 2:
             raise TrainingError(f"{tokens.numel()} tokens cannot fill one window of {seq_len + 1}: lower --seq-len")
         if hints is not None and hints.shape != tokens.shape:
             raise TrainingError(f"{hints.numel()} hints for {tokens.numel()} tokens: compute one hint per token")
+        if lengths is not None and lengths.shape != tokens.shape:
+            raise TrainingError(f"{lengths.numel()} length codes for {tokens.numel()} tokens: compute one code per token")
         self.tokens = tokens.to(device)
         self.hints = hints.to(device) if hints is not None else None
+        self.lengths = lengths.to(device) if lengths is not None else None
         self.seq_len, self.batch_size = seq_len, batch_size
         self.seed, self.world, self.rank = seed, world, rank
         self.device = torch.device(device)
@@ -140,14 +153,15 @@ class WindowSampler:
         draws = torch.rand(offsets.shape, generator=g)
         return EpochPlan(offsets, draws)
 
-    def batch(self, plan: EpochPlan, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(inputs, targets, input hints or None) of this rank at ``step``, each (batch, seq_len)
-        int64 on the device."""
+    def batch(self, plan: EpochPlan, step: int) -> Batch:
+        """The windows of this rank at ``step``: inputs, targets, and the inputs' hints and length
+        codes (None when not given)."""
         off = plan.offsets[step, self.rank].to(self.device, non_blocking=True)
         at = off.unsqueeze(1) + self._arange
         win = self.tokens[at]  # (B, T+1)
         hint = self.hints[at[:, :-1]] if self.hints is not None else None
+        code = self.lengths[at[:, :-1]] if self.lengths is not None else None  # bars left: no pitch in them
         if self.transposer is not None:
             u = plan.draws[step, self.rank].to(self.device, non_blocking=True)
             win, hint = self.transposer(win, u, hint) if hint is not None else (self.transposer(win, u), None)
-        return win[:, :-1], win[:, 1:], hint
+        return Batch(win[:, :-1], win[:, 1:], hint, code)

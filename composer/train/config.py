@@ -30,6 +30,9 @@ class TrainConfig:
     # Feed the LSTM the melody's own longest earlier match (composer.model.hints).
     copy_hints: bool = ModelConfig.copy_hints
     cell: str = ModelConfig.cell  # the recurrent cell: one of ModelConfig.CELLS (lstm, gru, rnn)
+    # Feed the network the bars left to the end (composer.model.lengths), so it learns to end a
+    # piece. On for new runs (ModelConfig's False is what configs without the field mean).
+    length_aware: bool = True
     # Std of the initial token embedding (tied: the output matrix too); 0 keeps MelodyLSTM's 0.05,
     # which feeds the LSTM almost nothing at first: measured val loss 1.58 vs 0.96 nats/token after
     # 200 steps of a 2x256 model with 1.0.
@@ -80,7 +83,7 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, embed_size=self.embed, hidden_size=self.hidden,
                            num_layers=self.layers, dropout=self.dropout, tie_weights=self.tie,
-                           copy_hints=self.copy_hints, cell=self.cell)
+                           copy_hints=self.copy_hints, cell=self.cell, length_aware=self.length_aware)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,7 +91,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
-        d = {"copy_hints": False, "cell": "lstm", **d}  # runs from before copy hints (or cells) had none
+        # runs from before copy hints (or cells, or length codes) had none
+        d = {"copy_hints": False, "cell": "lstm", "length_aware": False, **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def replace(self, **changes) -> TrainConfig:

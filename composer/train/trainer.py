@@ -23,6 +23,7 @@ from composer.model.bundle import TrainingRecord
 from composer.model.checkpoint import save_checkpoint
 from composer.model.runstate import Position, RunState, checkpoint_extra
 from composer.model.hints import hints
+from composer.model.lengths import codes
 from composer.model.network import MelodyLSTM
 from composer.model.scoring import SequenceScore, make_score, sequence_nlls
 from composer.tokens.tokenizer import Tokenizer
@@ -86,10 +87,11 @@ class Trainer:
         if window < cfg.seq_len and rank == 0:
             progress.message(f"the training melodies hold only {tokens.numel()} tokens: training on windows of "
                              f"{window} tokens instead of --seq-len {cfg.seq_len}")
+        v = tokenizer.vocab
         self.sampler = WindowSampler(tokens, window, cfg.batch_size, seed=cfg.seed,
                                      max_shift=cfg.max_transpose if cfg.augment else 0, world=world, rank=rank,
-                                     device=device, hints=flatten([hints(s, tokenizer.vocab) for s in train_ids]) if cfg.copy_hints else None,
-                                     vocab=tokenizer.vocab)
+                                     device=device, hints=flatten([hints(s, v) for s in train_ids]) if cfg.copy_hints else None,
+                                     vocab=v, lengths=flatten([codes(s, v) for s in train_ids]) if cfg.length_aware else None)
         self.val_ids = [np.asarray(f.ids, dtype=np.int64) for f in split.val]
         self.val_totals = make_score([0.0] * len(self.val_ids), self.val_ids, tokenizer)
         self.total_steps = cfg.epochs * self.sampler.steps_per_epoch
@@ -187,12 +189,12 @@ class Trainer:
         n_acc, t_log = 0, time.perf_counter()
         tokens = cfg.batch_size * self.sampler.seq_len * self.world
         while self.step < plan.steps:
-            x, y, h = self.sampler.batch(plan, self.step)
+            x, y, h, c = self.sampler.batch(plan, self.step)
             lr = self._lr()
             for g in self.opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits, _ = self.net(x, hints=h)  # (B, T, V)
+                logits, _ = self.net(x, hints=h, lengths=c)  # (B, T, V)
             loss = F.cross_entropy(logits.reshape(-1, v).float(), y.reshape(-1))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
