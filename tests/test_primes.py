@@ -6,9 +6,11 @@ the CLI runs in-process, in a thread with a generous time limit only as a guard 
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
+import numpy as np
 import pretty_midi
 import pytest
 import torch
@@ -26,6 +28,7 @@ from composer.generate.request import GenerateRequest, transpose_to
 from composer.model.checkpoint import save_checkpoint
 from composer.model.config import ModelConfig
 from composer.model.network import MelodyLSTM
+from composer.model.scoring import token_nlls
 from composer.music import render
 from composer.music.keys import Key
 from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, Note
@@ -247,6 +250,17 @@ def test_a_whole_long_prime_is_kept_and_the_user_is_told_about_prime_bars(compos
     prime = write_prime(tmp_path / "long.mid", bars=34)
     res = run_cli(["-c", tiny, "--prime", prime, "--bars", "1", "--seed", "1", "--max-copy", "0", "--out", tmp_path / "l.mid"])
     assert res.exit_code == 0 and "all 34 bars of prime long.mid are kept" in res.output and "--prime-bars K" in res.output
+
+
+def test_bits_per_note_cover_the_new_bars_only(composer, tmp_path):
+    prime = read_melody(write_prime(tmp_path / "p.mid", bars=3))
+    tok, model = composer.bundle.tokenizer, composer.bundle.model
+    for r in composer.generate(prime=prime, bars=2, seed=4, num=3, max_copy=0):
+        ids = tok.encode(r.melody)
+        head = len(tok.encode(prime)) - 1  # BOS, header and the prime's tokens
+        scored = token_nlls(model.eval(), tok, [np.asarray(ids)])[0]  # scored[i]: -log p(ids[i + 1])
+        new_notes = tok.count_notes(ids) - tok.count_notes(tok.encode(prime))
+        assert new_notes > 0 and r.bits_per_note == pytest.approx(scored[head - 1:].sum() / math.log(2) / new_notes, rel=1e-3)
 
 
 # ---- remarks, extras --------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         body = tokenizer.encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
         s.start([p.time_signature], [plan.key or p.key])
         s.feed([body] * num)
+        s.reset_likelihood()  # bits per note are the new bars' (the prime is the user's, not the model's)
     else:
         s.start(plan.meters, [plan.key] if plan.key else plan.keys)
     if plan.structure is not None and plan.form:
