@@ -170,6 +170,11 @@ def _opt(name: str, help: str, **kw):
 @_opt("dropout", "Dropout on the embedding, between layers and before the output layer.")
 @_opt("tie", "Share embedding and output weights.")
 @_opt("copy_hints", "Feed the LSTM the melody's own longest earlier match.")
+@_opt("length_aware", "Feed the network the bars left to the end, so it learns to end a piece.")
+@_opt("init", "Start from this checkpoint's weights ('shipped': the shipped model) instead of random ones; same network shape.",
+      show_default=False, metavar="CHECKPOINT")
+@_opt("track", "The melody track of every file, by name or number (1 = the first track with notes) [default: chosen per file].",
+      show_default=False, metavar="NAME|N")
 @_opt("val_fraction", "Share of files held out.")
 @_opt("seed", "Seed: split, init, batches, dropout.")
 @_opt("device", "auto: cuda, then mps, then cpu.", type=click.Choice(TrainConfig.DEVICES))

@@ -30,9 +30,9 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "composer"
 
 
-def cache_path(cache_dir: Path, folder: Path, version: int = TOKENIZER_VERSION) -> Path:
-    """The cache file of a corpus folder (by its absolute path) and the tokenizer version."""
-    tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+def cache_path(cache_dir: Path, folder: Path, version: int = TOKENIZER_VERSION, track: str | None = None) -> Path:
+    """The cache file of a corpus folder (by its absolute path), the tokenizer version and the melody track asked for."""
+    tag = hashlib.sha256((str(folder.resolve()) + ("" if track is None else f"\0track={track}")).encode()).hexdigest()[:16]
     return cache_dir / f"corpus-{tag}-v{version}.npz"
 
 

@@ -102,13 +102,14 @@ def _scan(folder: str) -> list[tuple[str, tuple[int, int, int]]]:
 _Entry = Entry  # (ids int16 or None, notes, meter, key, reason); reason is "" when usable
 
 
-def tokenize_file(path: str | Path, version: int = TOKENIZER_VERSION) -> _Entry:
-    """Read and encode one file (tokenizer ``version``); a bad file gives ``(None, 0, "", "", reason)``, never raises."""
+def tokenize_file(path: str | Path, version: int = TOKENIZER_VERSION, track: str | None = None) -> _Entry:
+    """Read and encode one file (tokenizer ``version``, melody ``track`` or the reader's choice);
+    a bad file gives ``(None, 0, "", "", reason)``, never raises."""
     from composer.music.midi_io import read_melody
     from composer.tokens.tokenizer import Tokenizer
 
     try:
-        melody = read_melody(path)
+        melody = read_melody(path, track)
         ids = np.asarray(Tokenizer.for_version(version).encode(melody), dtype=np.int16)
         return ids, len(melody.notes), str(melody.time_signature), melody.key.name, ""
     except ComposerError as e:
@@ -117,8 +118,8 @@ def tokenize_file(path: str | Path, version: int = TOKENIZER_VERSION) -> _Entry:
         return None, 0, "", "", f"unexpected error ({type(e).__name__}: {e})"
 
 
-def _tokenize_chunk(paths: list[str], version: int = TOKENIZER_VERSION) -> list[_Entry]:
-    return [tokenize_file(p, version) for p in paths]
+def _tokenize_chunk(paths: list[str], version: int = TOKENIZER_VERSION, track: str | None = None) -> list[_Entry]:
+    return [tokenize_file(p, version, track) for p in paths]
 
 
 _HASH_CHUNK = 1 << 20
@@ -146,19 +147,21 @@ def load_corpus(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     version: int = TOKENIZER_VERSION,
+    track: str | None = None,
 ) -> Corpus:
     """Tokenize every MIDI file under ``folder``; bad files are skipped with their reason.
 
     ``cache_dir=False`` disables the cache; ``workers`` defaults to the CPU count
     (1 = in this process). ``progress(done, total)`` is called as files finish. ``version``: the
-    tokenizer version to encode with (a model's own; default this composer's)."""
+    tokenizer version to encode with (a model's own; default this composer's); ``track``: the
+    melody track of every file by name or number (default: the reader's choice per file)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CorpusError(f"{folder} is not a folder: give a folder of .mid files")
     found = _scan(str(folder))
     if not found:
         raise CorpusError(f"{folder} holds no .mid or .midi files: add MIDI files or give another folder")
-    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, version=version)
+    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, version=version, track=track)
     if not files:
         why = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise CorpusError(f"no usable MIDI file in {folder}: all {len(found)} were skipped{why}; run `compose check {folder}`")
@@ -167,7 +170,8 @@ def load_corpus(
 
 def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str] | None = None, *,
                 cache_dir: str | Path | None | bool = None, workers: int | None = None,
-                progress: Callable[[int, int], None] | None = None, version: int = TOKENIZER_VERSION) -> list[TokenizedFile]:
+                progress: Callable[[int, int], None] | None = None, version: int = TOKENIZER_VERSION,
+                track: str | None = None) -> list[TokenizedFile]:
     """The listed files of ``folder`` (paths relative to it), tokenized through the same cache,
     in the given order; nothing else in the folder is read. CorpusError names the first file
     that is missing, changed (its sha256 differs from ``hashes``) or no longer usable."""
@@ -181,7 +185,7 @@ def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str]
         if not stat.S_ISREG(st.st_mode):  # a device or FIFO would never finish hashing
             raise CorpusError(f"{folder / rel} is not a regular file")
         found.append((rel, (st.st_size, st.st_mtime_ns, st.st_ctime_ns)))
-    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, whole=False, version=version)
+    files, skipped = _tokenized(folder, found, cache_dir, workers, progress, whole=False, version=version, track=track)
     if skipped:
         raise CorpusError(f"{folder / skipped[0][0]} is no longer usable ({skipped[0][1]})")
     for f in files:
@@ -192,11 +196,12 @@ def load_listed(folder: str | Path, names: Iterable[str], hashes: dict[str, str]
 
 
 def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cache_dir, workers, progress,
-               whole: bool = True, version: int = TOKENIZER_VERSION) -> tuple[list[TokenizedFile], list[tuple[str, str]]]:
+               whole: bool = True, version: int = TOKENIZER_VERSION,
+               track: str | None = None) -> tuple[list[TokenizedFile], list[tuple[str, str]]]:
     """(usable files, skipped (path, reason)) of ``found`` (path, stat) in ``folder``, through the
     cache; ``whole``: ``found`` is the whole folder, so entries of files gone are dropped."""
     total = len(found)
-    cache_file = None if cache_dir is False else cache_path(Path(cache_dir or default_cache_dir()), folder, version)
+    cache_file = None if cache_dir is False else cache_path(Path(cache_dir or default_cache_dir()), folder, version, track)
     cached, old_stats = read_cache(cache_file, version) if cache_file is not None and cache_file.exists() else ({}, {})
     # A file whose size and times are unchanged keeps its recorded content hash (as git does);
     # any other file is hashed again, so entries are always found by content.
@@ -223,7 +228,7 @@ def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cach
     done = total - sum(1 for h in hashes if h not in entries)
     if progress:
         progress(done, total)
-    for h, entry in zip([h for h, _ in todo], list(_run(todo, workers, total, done, progress, version))):
+    for h, entry in zip([h for h, _ in todo], list(_run(todo, workers, total, done, progress, version, track))):
         entries[h] = entry
     if cache_file is not None and (todo or stats.keys() != old_stats.keys() or len(cached) != len(entries)):
         keep = {h: entries[h] for h in dict.fromkeys(hashes) if not h.startswith("unreadable:")}
@@ -242,17 +247,17 @@ def _tokenized(folder: Path, found: list[tuple[str, tuple[int, int, int]]], cach
 
 
 def _run(todo: list[tuple[str, str]], workers: int | None, total: int, done: int, progress,
-         version: int = TOKENIZER_VERSION) -> Iterable[_Entry]:
+         version: int = TOKENIZER_VERSION, track: str | None = None) -> Iterable[_Entry]:
     """Tokenize the ``todo`` files (hash, path) in order, in worker processes when it pays."""
     paths = [p for _, p in todo]
     workers = max(1, min(workers or os.cpu_count() or 1, len(paths) // _CHUNK + 1))
     chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     if workers == 1:
-        results = map(_tokenize_chunk, chunks, [version] * len(chunks))
+        results = map(_tokenize_chunk, chunks, [version] * len(chunks), [track] * len(chunks))
         pool = None
     else:
         pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_tokenize_chunk, chunks, [version] * len(chunks))
+        results = pool.map(_tokenize_chunk, chunks, [version] * len(chunks), [track] * len(chunks))
     try:
         for chunk in results:
             yield from chunk

@@ -38,9 +38,10 @@ class TrainingRecord:
     match_weights: Mapping | None = None  # fitted weights of the in-melody match model (evaluate.match)
     baseline: Mapping = field(default_factory=dict)  # the n-gram baseline's figures on the same split
     history: tuple[Mapping, ...] = ()  # one row of metrics per epoch
+    track: str | None = None  # the melody track asked for (`compose train --track`), else the reader's choice
 
     @classmethod
-    def from_files(cls, folder: str, train, val) -> TrainingRecord:
+    def from_files(cls, folder: str, train, val, track: str | None = None) -> TrainingRecord:
         """The record of a split of TokenizedFiles read from ``folder``."""
         from collections import Counter
 
@@ -48,13 +49,16 @@ class TrainingRecord:
                    train_files=tuple(f.path for f in train), val_files=tuple(f.path for f in val),
                    hashes={f.path: f.sha256 for f in (*train, *val) if f.sha256},
                    meters=dict(Counter(f.meter for f in train)), keys=dict(Counter(f.key for f in train)),
-                   train_tokens=int(sum(len(f.ids) for f in train)), train_notes=int(sum(f.notes for f in train)))
+                   train_tokens=int(sum(len(f.ids) for f in train)), train_notes=int(sum(f.notes for f in train)),
+                   track=track)
 
     def to_extra(self) -> dict:
         """The record as a checkpoint's plain data (the ``extra`` entries it owns)."""
         data = {"folder": self.folder, "folder_resolved": self.folder_resolved, "train_files": list(self.train_files),
                 "val_files": list(self.val_files), "hashes": dict(self.hashes), "meters": dict(self.meters),
                 "keys": dict(self.keys), "train_tokens": self.train_tokens, "train_notes": self.train_notes}
+        if self.track is not None:
+            data["track"] = self.track
         out = {"data": data, "baseline": dict(self.baseline), "history": [dict(r) for r in self.history]}
         if self.bar_plans is not None:
             out["structure"] = self.bar_plans
@@ -85,6 +89,7 @@ class TrainingRecord:
                    hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {},
                    meters=counts(data.get("meters")), keys=counts(data.get("keys")),
                    train_tokens=number(data.get("train_tokens")), train_notes=number(data.get("train_notes")),
+                   track=str(data["track"]) if isinstance(data.get("track"), (str, int)) and not isinstance(data.get("track"), bool) else None,
                    bar_plans=plans if _plans_ok(plans) else None,
                    match_weights=match if _match_ok(match) else None,
                    baseline=extra.get("baseline") if isinstance(extra.get("baseline"), dict) else {},
@@ -173,7 +178,8 @@ class ModelBundle:
         folder = self.data_folder(data)
         if not names:
             raise CorpusError(f"{self.name} records no {'training' if which == 'train' else 'validation'} files")
-        return load_listed(folder, names, dict(self.record.hashes), progress=progress, version=self.tokenizer.version)
+        return load_listed(folder, names, dict(self.record.hashes), progress=progress, version=self.tokenizer.version,
+                           track=self.record.track)
 
     def copy_index(self, data: str | Path | None = None, progress: Progress | None = None):
         """The originality index of the training melodies: the file cached beside the checkpoint

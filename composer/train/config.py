@@ -19,6 +19,7 @@ _M = ModelConfig.LIMITS
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = "midi_corpus"  # folder of MIDI files, searched recursively
+    track: str | None = None  # the melody track of every file, by name or number (None: the reader's choice per file)
     # Model: ModelConfig's defaults suit the 12-minute default run on a 2-core CPU (measured on
     # midi_corpus/ on a busy machine: 2.14 validation bits/note with copy hints, 3.13 without,
     # against 4.14 for the n-gram baseline).
@@ -33,6 +34,9 @@ class TrainConfig:
     # Feed the network the bars left to the end (composer.model.lengths), so it learns to end a
     # piece. On for new runs (ModelConfig's False is what configs without the field mean).
     length_aware: bool = True
+    # A checkpoint to start from instead of random weights ('shipped': the shipped model): the same
+    # network shape; token rows matched by name, new inputs start silent (composer.train.warmstart).
+    init: str | None = None
     # Std of the initial token embedding (tied: the output matrix too); 0 keeps MelodyLSTM's 0.05,
     # which feeds the LSTM almost nothing at first: measured val loss 1.58 vs 0.96 nats/token after
     # 200 steps of a 2x256 model with 1.0.
@@ -76,6 +80,9 @@ class TrainConfig:
             raise TrainingError(f"unknown cell {self.cell!r}: use {', '.join(ModelConfig.CELLS)}")
         for name in ("data", "device"):
             if not isinstance(getattr(self, name), str):
+                raise TrainingError(f"{name} must be text, got {getattr(self, name)!r}")
+        for name in ("init", "track"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise TrainingError(f"{name} must be text, got {getattr(self, name)!r}")
         if not (self.device in self.DEVICES or self.device.startswith("cuda:")):
             raise TrainingError(f"unknown device {self.device!r}: use {', '.join(self.DEVICES)} or cuda:N")

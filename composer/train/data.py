@@ -28,7 +28,7 @@ def load_data(cfg: TrainConfig, loading=None) -> DataSplit:
     """Tokenized corpus split by file; CorpusError when its training melodies hold too few tokens
     for even a short window (under one window of ``--seq-len`` they train on shorter ones).
     ``loading(done, total)`` follows the MIDI files being read."""
-    corpus = load_corpus(cfg.data, workers=cfg.workers, progress=loading)
+    corpus = load_corpus(cfg.data, workers=cfg.workers, progress=loading, track=cfg.track)
     if len(corpus.files) < 2:
         raise CorpusError(f"{cfg.data} holds {len(corpus.files)} usable melody: training needs at least 2 "
                           f"(one for validation); run `compose check {cfg.data}`")

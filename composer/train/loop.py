@@ -119,7 +119,7 @@ def _train(cfg: TrainConfig, run: RunFolder, resume: bool, force: bool, progress
     device = resolve_device(cfg.device)
     split = load_data(cfg, progress.loading)
     tokenizer = Tokenizer()
-    record = TrainingRecord.from_files(cfg.data, split.train, split.val)
+    record = TrainingRecord.from_files(cfg.data, split.train, split.val, track=cfg.track)
     if state is not None and state.record.train_files != record.train_files:
         progress.message(f"warning: the files in {cfg.data} changed since this run started; resuming on the new split")
     baseline = dict(state.record.baseline) if state is not None else (ngram_baseline(split, tokenizer) if rank == 0 else {})
@@ -134,7 +134,13 @@ def _train(cfg: TrainConfig, run: RunFolder, resume: bool, force: bool, progress
     trainer = Trainer(cfg, run, split, record, device, progress, should_stop, world, rank, tokenizer)
     if state is not None:
         trainer.restore(state)
-    elif rank == 0:
+    elif cfg.init is not None:
+        from composer.train.warmstart import warm_start
+
+        note = warm_start(trainer.model, tokenizer, None if cfg.init == "shipped" else cfg.init)
+        if rank == 0:
+            progress.message(note)
+    if state is None and rank == 0:
         run.write_json("config.json", {"train_config": cfg.to_dict(), "model_config": trainer.model.cfg.to_dict(),
                                        "parameters": trainer.model.num_parameters(), "world_size": world,
                                        "device": str(device), "baseline": baseline,
