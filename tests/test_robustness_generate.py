@@ -383,6 +383,8 @@ def test_a_model_with_non_finite_outputs_is_one_line_never_nan_json(tmp_path):
     with torch.no_grad():
         model.head.weight.fill_(3e38)  # finite weights whose logits overflow: every token +inf (or -inf), NaN probabilities
         model.head.bias.fill_(3e38)
+        for k in range(2):  # every gate open and the cell input +1: h > 0 in every unit, so the logits overflow
+            getattr(model.lstm, f"bias_ih_l{k}").fill_(100.0)
     ckpt = save_checkpoint(tmp_path / "overflow.pt", model, extra={"data": DATA})
     write_midi(Melody((Note(0, 24, 60), Note(24, 24, 62)), TimeSignature(4, 4), Key(0), 1), tmp_path / "d" / "a.mid")
     for extra in (["--json"], []):
