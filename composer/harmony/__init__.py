@@ -1,0 +1,1 @@
+"""Harmony: chord symbols, chord labelling of several voices, and the triad baseline (no models)."""
