@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from composer.errors import MusicError
 from composer.harmony.analysis import label_beats, label_span, label_spans
 from composer.harmony.chords import QUALITIES, Chord, parse_chord
-from composer.music.melody import parse_pitch
+from composer.music.melody import Note, parse_pitch
 
 Q = 12  # grid steps a quarter: one beat here
 
@@ -99,6 +99,8 @@ def test_beats_silence_and_notes_across_beats():
     assert label_beats(parts, Q, 5) == [Chord(0), Chord(0), None, Chord(7), None]
     assert label_spans(parts, [0, 2 * Q, 4 * Q]) == [Chord(0), Chord(7)]  # half-bar chords
     assert label_span([], 0, Q) is None
+    as_notes = [[Note(*n) for n in part] for part in parts]  # Melody notes work as well as tuples
+    assert label_beats(as_notes, Q, 5) == label_beats(parts, Q, 5)
 
 
 def test_bad_beats_are_refused():

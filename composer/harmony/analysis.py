@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from composer.errors import MusicError
 from composer.harmony.chords import QUALITIES, Chord
 
-NoteSpan = tuple[int, int, int]  # (start step, duration in steps, MIDI pitch), as in composer.music.melody.Note
+NoteSpan = tuple[int, int, int]  # (start step, duration in steps, MIDI pitch); label_spans also takes Notes
 
 BASS_BONUS = 1.0
 MISSING_PENALTY = {0: 2.0, 2: 1.5, 3: 1.5, 4: 0.5}  # by letter step above the root: root, third, fourth, fifth
@@ -63,6 +63,8 @@ def label_spans(parts: Sequence[Sequence[NoteSpan]], edges: Sequence[int]) -> li
     inside: list[list[NoteSpan]] = [[] for _ in range(max(len(edges) - 1, 0))]
     for part in parts:
         for note in part:
+            if not isinstance(note, tuple):  # a composer.music.melody.Note
+                note = (note.start, note.duration, note.pitch)
             start, duration, _ = note
             first = max(bisect.bisect_right(edges, start) - 1, 0)
             for i in range(first, len(inside)):
@@ -101,7 +103,8 @@ def label_span(notes: Sequence[NoteSpan], lo: int, hi: int) -> Chord | None:
             continue  # rule 3: a triad with a chromatic passing note
         if quality == "sus4" and (heard[(root + 3) % 12] or heard[(root + 4) % 12] or not all(heard[t] for t in tones)):
             continue  # rule 3: a suspension resolving within the span
-        score = sum(weight[t] for t in tones) - sum(MISSING_PENALTY.get(st, 0.0) for t, st in zip(tones, steps) if not heard[t])
+        missing = sum(MISSING_PENALTY.get(step, 0.0) for t, step in zip(tones, steps) if not heard[t])
+        score = sum(weight[t] for t in tones) - missing
         key = (round(score, 9), root == bass, -_PREFERENCE.index(quality), -((root - bass) % 12))
         if best_key is None or key > best_key:
             best, best_key = (root, quality, tones), key
