@@ -9,14 +9,15 @@ ROOT = Path(__file__).resolve().parents[1] / "composer"
 # A stage may import itself and the stages below it (cli -> generate/train/evaluate -> model/tokens/data -> music).
 BELOW = {
     "music": set(),
-    "tokens": {"music"},
-    "data": {"music", "tokens"},
-    "model": {"music", "tokens", "data"},
-    "generate": {"music", "tokens", "data", "model"},
-    "train": {"music", "tokens", "data", "model"},
-    "evaluate": {"music", "tokens", "data", "model"},
-    "studio": {"music", "tokens", "data", "model", "generate"},
-    "cli": {"music", "tokens", "data", "model", "generate", "train", "evaluate", "studio"},
+    "harmony": {"music"},  # chords, labelling, the triad baseline: music theory, no tokens or models
+    "tokens": {"music", "harmony"},
+    "data": {"music", "tokens", "harmony"},
+    "model": {"music", "tokens", "data", "harmony"},
+    "generate": {"music", "tokens", "data", "model", "harmony"},
+    "train": {"music", "tokens", "data", "model", "harmony"},
+    "evaluate": {"music", "tokens", "data", "model", "harmony"},
+    "studio": {"music", "tokens", "data", "model", "generate", "harmony"},
+    "cli": {"music", "tokens", "data", "model", "generate", "train", "evaluate", "studio", "harmony"},
 }
 SHARED = {"errors", "files", "__init__"}  # foundations every stage may use
 
