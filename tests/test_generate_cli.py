@@ -202,13 +202,15 @@ def test_default_structure_comes_from_the_checkpoints_tunes(tmp_path):
 
 def test_extra_renderings_and_missing_fluidsynth(tiny, tmp_path):
     res = CliRunner().invoke(main, ["generate", "-c", str(tiny[0]), "--outdir", str(tmp_path / "x"), "--bars", "4",
-                                    "--key", "Bb", "--musicxml", "--png", "--wav", "--seed", "2"], env={"PATH": str(tmp_path)})
+                                    "--key", "Bb", "--musicxml", "--png", "--wav", "--seed", "2", "--program", "flute"],
+                           env={"PATH": str(tmp_path)})
     assert res.exit_code == 0, res.output
     assert "fluidsynth" in res.output and "apt install fluidsynth fluid-soundfont-gm" in res.output
     names = {p.suffix for p in files(tmp_path / "x")}
     assert names == {".mid", ".musicxml", ".png"}
     (xml,) = (tmp_path / "x").glob("*.musicxml")
     assert b"<score-partwise" in xml.read_bytes() and b"<fifths>-2</fifths>" in xml.read_bytes()
+    assert b"<midi-program>74</midi-program>" in xml.read_bytes()  # the flute, not a piano (MusicXML counts from 1)
     assert next((tmp_path / "x").glob("*.png")).read_bytes()[:4] == b"\x89PNG"
 
 

@@ -237,7 +237,7 @@ def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bo
                 if mel.n_bars > LONG_BARS:
                     click.echo(f"writing {mid.with_suffix(s).name} ({mel.n_bars} bars) ...", err=True)
                 if s == ".musicxml":
-                    written.append(render.write_musicxml(mel, mid.with_suffix(s), force=force))
+                    written.append(render.write_musicxml(mel, mid.with_suffix(s), force=force, program=r.program))
                 elif s == ".wav":
                     written.append(render.write_wav(mid, mid.with_suffix(s), force=force, seconds=render.melody_seconds(mel),
                                                     tail=wav_tail))
