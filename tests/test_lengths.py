@@ -175,11 +175,11 @@ def test_windows_cut_the_codes_with_the_tokens_and_never_transpose_them():
     tokens, codes = flatten(seqs), flatten([L.codes(s, VOCAB) for s in seqs])
     plain = WindowSampler(tokens, 16, 4, seed=2, lengths=codes, vocab=VOCAB)
     plan = plain.plan(0)
-    x, _, h, c = plain.batch(plan, 1)
+    x, _, h, c, _ = plain.batch(plan, 1)
     at = plan.offsets[1, 0].unsqueeze(1) + torch.arange(16)
     assert h is None and torch.equal(c, codes[at]) and torch.equal(x, tokens[at])
     moved = WindowSampler(tokens, 16, 4, seed=2, lengths=codes, max_shift=5, vocab=VOCAB)
-    xm, _, _, cm = moved.batch(plan, 1)
+    xm, _, _, cm, _ = moved.batch(plan, 1)
     shift = Transposer(5, VOCAB).shifts(x, plan.draws[1, 0]) + 5
     assert torch.equal(xm, Transposer(5, VOCAB).tables[shift.unsqueeze(1), x]) and torch.equal(cm, c)
 
@@ -198,9 +198,9 @@ def spy(model, monkeypatch) -> list[tuple[list[int], list[int]]]:
     calls = []
     step = type(model).step
 
-    def recorder(self, ids, state, hints=None, lengths=None):
+    def recorder(self, ids, state, hints=None, lengths=None, keys=None):
         calls.append((ids.tolist(), lengths.tolist()))
-        return step(self, ids, state, hints, lengths)
+        return step(self, ids, state, hints, lengths, keys)
 
     monkeypatch.setattr(type(model), "step", recorder)
     return calls

@@ -171,6 +171,7 @@ def _opt(name: str, help: str, **kw):
 @_opt("tie", "Share embedding and output weights.")
 @_opt("copy_hints", "Feed the LSTM the melody's own longest earlier match.")
 @_opt("length_aware", "Feed the network the bars left to the end, so it learns to end a piece.")
+@_opt("key_aware", "Feed the network the key in effect at every token, so it can end on the tonic.")
 @_opt("init", "Start from this checkpoint's weights ('shipped': the shipped model) instead of random ones; same network shape.",
       show_default=False, metavar="CHECKPOINT")
 @_opt("track", "The melody track of every file, by name or number (1 = the first track with notes) [default: chosen per file].",

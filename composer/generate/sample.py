@@ -6,7 +6,8 @@ rows, a prime, in one forward pass). Each draw is a Gumbel-max over ``logits / T
 grammar's mask, so every sequence stays well-formed at any temperature; rows that finish a
 span early keep their state frozen. A model that reads copy hints gets them from one
 ``Matcher`` per sequence; a length-aware one gets each input's length code from the grammar's
-bar count and the total bars planned. The likelihood of every token taken (temperature 1, no
+bar count and the total bars planned, a key-aware one each input's key code from the last Key
+token its row took (``composer.generate.conditioning``). The likelihood of every token taken (temperature 1, no
 mask) is summed for ranking by bits per note (``composer.generate.likelihood``).
 """
 
@@ -18,11 +19,11 @@ import numpy as np
 import torch
 
 from composer.errors import ComposerError, ModelError, TokenizerError
+from composer.generate.conditioning import Conditioning
 from composer.generate.draw import Generated, SamplingConfig, gumbel_draw
 from composer.generate.likelihood import FLUSH, Likelihood
 from composer.generate.structure import Follower
 from composer.model.hints import Matcher
-from composer.model.lengths import HEADER_CODE, code_table
 from composer.model.network import MelodyLSTM, expand_state, put_state, select_state
 from composer.model.scoring import run_span
 from composer.music.keys import Key
@@ -60,29 +61,20 @@ class Sampler:
         self._toks, self._blocked_t = self.lik.toks, None  # (every step taken: see Likelihood)
         self._matchers = [Matcher(self.vocab) for _ in range(batch)] if model.cfg.copy_hints else None
         self._hint = np.zeros(batch, dtype=np.int64)
-        # _codes[b]: the length code of an input with b Bar tokens taken (it included); None: not length-aware
-        self._codes = code_table(total_bars) if model.cfg.length_aware else None
-
-    def _lengths(self, rows: np.ndarray | None) -> torch.Tensor | None:
-        """Length codes (B',) of the inputs of ``rows`` (None = all), the grammar already advanced."""
-        if self._codes is None:
-            return None
-        if self.grammar is None:  # BOS, TimeSig, Key
-            return torch.full((self.batch if rows is None else len(rows),), HEADER_CODE, dtype=torch.long)
-        bars = np.atleast_1d(self.grammar.bars)  # (B,); an int for the batch-1 grammar
-        bars = bars if rows is None else bars[rows]
-        return torch.from_numpy(self._codes[np.minimum(bars, len(self._codes) - 1)])
+        self.cond = Conditioning(model.cfg, self.vocab, batch, total_bars)  # length and key codes
 
     def _step(self, tok: torch.Tensor, tok_np: np.ndarray, state, rows: np.ndarray | None = None):
-        """model.step on ``tok`` (B',) for ``rows`` (None = all), with their copy hints and length codes."""
-        codes = self._lengths(rows)
+        """model.step on ``tok`` (B',) of ``tok_np`` (B,) for ``rows`` (None = all), with their copy
+        hints, length and key codes."""
+        codes = self.cond.lengths(None if self.grammar is None else self.grammar.bars, rows)
+        keys = self.cond.key_codes(tok_np, rows)
         if self._matchers is None:
-            return self.model.step(tok, state, lengths=codes)
+            return self.model.step(tok, state, lengths=codes, keys=keys)
         toks, ms, hint = tok_np.tolist(), self._matchers, self._hint
         for r in range(self.batch) if rows is None else rows.tolist():
             hint[r] = ms[r].push(toks[r])
         h = self._hint if rows is None else self._hint[rows]
-        return self.model.step(tok, state, torch.from_numpy(h.copy()), lengths=codes)
+        return self.model.step(tok, state, torch.from_numpy(h.copy()), lengths=codes, keys=keys)
 
     # --- one step -------------------------------------------------------------------------
     def _next_noise(self) -> int:
@@ -187,13 +179,14 @@ class Sampler:
                 raise TokenizerError(f"token {self.vocab.tokens[t]} at position {i} breaks the grammar")
             g.advance(tok_np, None)
             bars.append(int(np.atleast_1d(g.bars)[0]))
-        codes = None if self._codes is None else self._codes[np.minimum(bars, len(self._codes) - 1)].tolist()
+        codes, keys = self.cond.span(seq, bars)
         hint = None
         if self._matchers is not None:
             m0 = self._matchers[0]
             hint = [m0.push(t) for t in seq]
             self._matchers = [m0] + [m0.copy() for _ in range(self.batch - 1)]
-        logits, state = run_span(self.model, seq, tuple(s[:, :1].contiguous() for s in self.state), hint, lengths=codes)
+        logits, state = run_span(self.model, seq, tuple(s[:, :1].contiguous() for s in self.state), hint, lengths=codes,
+                                 keys=keys)
         logits = torch.cat([self.logits[:1], logits])  # (T + 1, V): row t predicts seq[t]
         self.lik.shared(logits[:-1], seq)
         self.logits = logits[-1:].expand(self.batch, -1).contiguous()
@@ -243,9 +236,12 @@ class Sampler:
         matcher = self._matchers[0] if self._matchers is not None else None
         hint = torch.zeros(1, dtype=torch.long) if matcher is not None else None
         hint_np = hint.numpy() if hint is not None else None
-        by_bars = self._codes.tolist() if self._codes is not None else None  # code per bars taken
+        cond = self.cond
+        by_bars = cond.table.tolist() if cond.table is not None else None  # length code per bars taken
         code = torch.zeros(1, dtype=torch.long) if by_bars is not None else None
         code_np, top = (code.numpy(), len(by_bars) - 1) if by_bars is not None else (None, 0)
+        key_of = cond.key_of.tolist() if cond.keys is not None else None  # the key a token sets, or -1
+        key = torch.from_numpy(cond.keys) if key_of is not None else None  # (1,): the row's key, kept current
         for _ in range(limit):
             g.mask()
             if follow is not None:
@@ -269,7 +265,9 @@ class Sampler:
                 hint_np[0] = matcher.push(t)
             if code_np is not None:
                 code_np[0] = by_bars[min(g.bars, top)]
-            self.logits, self.state = step(tok, self.state, hint, code)
+            if key_of is not None and key_of[t] >= 0:
+                cond.keys[0] = key_of[t]
+            self.logits, self.state = step(tok, self.state, hint, code, key)
         raise ComposerError("sampling did not close its bars (grammar bug)")
 
     def _sample_batch(self, g: Grammar, final: bool, limit: int, follow: Follower | None) -> None:

@@ -153,7 +153,7 @@ def parameters_needed(cfg: ModelConfig) -> int:
     """How many weights ``MelodyLSTM(cfg)`` has (tied matrices once), from the config alone: a
     checkpoint holding fewer cannot match it, so its network is never built. (Pinned to
     ``MelodyLSTM.num_parameters`` by a test.)"""
-    from composer.model import lengths
+    from composer.model import keycodes, lengths
     from composer.model.hints import BUCKETS
 
     v, e, h, n = cfg.vocab_size, cfg.embed_size, cfg.hidden_size, cfg.num_layers
@@ -161,6 +161,7 @@ def parameters_needed(cfg: ModelConfig) -> int:
     lstm = sum(g * h * ((e if k == 0 else h) + h) + 2 * g * h for k in range(n))  # input and hidden matrices, two biases
     hints = (v + BUCKETS) * e if cfg.copy_hints else 0
     hints += (lengths.BUCKETS + lengths.PHRASES) * e if cfg.length_aware else 0  # the length and phrase embeddings
+    hints += keycodes.CODES * e if cfg.key_aware else 0  # the key embedding
     out_width = e if cfg.tie_weights else h
     proj = h * e + e if cfg.tie_weights and h != e else 0
     head = (0 if cfg.tie_weights else out_width * v) + v

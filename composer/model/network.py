@@ -6,6 +6,8 @@ With ``copy_hints`` each step's input also adds the embeddings of a copy hint
 the match's length bucket); the network learns when to follow it. With ``length_aware`` it
 also adds the embeddings of a length code (``composer.model.lengths``: bars left to the end,
 and the place in an 8-bar phrase counted from the end), so the network knows where a piece ends.
+With ``key_aware`` it also adds the embedding of a key code (``composer.model.keycodes``: the
+key in effect), so it knows the tonic however long ago the Key token was.
 
 Knows nothing about files or the command line. ``forward`` runs whole sequences
 through the fused (cuDNN/oneDNN) kernel for training; ``step`` advances one token
@@ -26,6 +28,7 @@ from torch import nn
 from composer.errors import ModelError
 from composer.model.config import ModelConfig
 from composer.model.hints import BUCKETS, split_hints
+from composer.model import keycodes as K
 from composer.model import lengths as L
 
 State = tuple[torch.Tensor, ...]  # (h, c) for an LSTM, (h,) for a GRU or RNN; each (L, B, H)
@@ -60,6 +63,8 @@ class MelodyLSTM(nn.Module):
         if cfg.length_aware:
             self.length_embed = nn.Embedding(L.BUCKETS, cfg.embed_size)
             self.phrase_embed = nn.Embedding(L.PHRASES, cfg.embed_size)
+        if cfg.key_aware:
+            self.key_embed = nn.Embedding(K.CODES, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
         # Named ``lstm`` for every cell: the checkpoints' weight names (lstm.weight_ih_l0 ...).
         kw = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
@@ -76,14 +81,16 @@ class MelodyLSTM(nn.Module):
         self._fused: list[tuple[torch.Tensor, ...]] | None = None
 
     def forward(self, ids: torch.Tensor, state: State | None = None, hints: torch.Tensor | None = None,
-                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+                lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """ids (B, T) -> logits (B, T, V), new state; ``hints`` (B, T) with ``copy_hints``,
-        ``lengths`` (B, T) length codes with ``length_aware``."""
+        ``lengths`` (B, T) length codes with ``length_aware``, ``keys`` (B, T) key codes with ``key_aware``."""
         x = self.embed(ids)  # (B, T, E)
         if self.cfg.copy_hints:
             x = x + self._hint_embed(self._need(hints))
         if self.cfg.length_aware:
             x = x + self._length_embed(self._need_lengths(lengths))
+        if self.cfg.key_aware:
+            x = x + self.key_embed(self._need_keys(keys))
         x = self.drop(x)
         if self.cfg.cell == "lstm":
             y, state = self.lstm(x, state)  # (B, T, H)
@@ -101,6 +108,11 @@ class MelodyLSTM(nn.Module):
         if lengths is None:
             raise ModelError("this model reads length codes: pass lengths (composer.model.lengths)")
         return lengths
+
+    def _need_keys(self, keys: torch.Tensor | None) -> torch.Tensor:
+        if keys is None:
+            raise ModelError("this model reads key codes: pass keys (composer.model.keycodes)")
+        return keys
 
     def _length_embed(self, lengths: torch.Tensor) -> torch.Tensor:
         bucket, phrase = L.split_codes(lengths)
@@ -129,7 +141,8 @@ class MelodyLSTM(nn.Module):
         layers keep the hidden side apart: (T, W_hh^T, b_hh) and (W_ih^T, b_ih, W_hh^T, b_hh).
         With copy hints a last entry holds one table more: each hint's (bucket * V + token) input
         gates (a few MB; one row lookup per step instead of five small ops). With length codes a
-        last entry holds each code's (bucket * PHRASES + phrase) input gates (L.CODES rows)."""
+        last entry holds each code's (bucket * PHRASES + phrase) input gates (L.CODES rows); with
+        key codes a last entry holds each key code's input gates (K.CODES rows)."""
         if self._fused is None or self.training:
             out: list[tuple[torch.Tensor, ...]] = []
             gru = self.cfg.cell == "gru"
@@ -152,6 +165,8 @@ class MelodyLSTM(nn.Module):
             if self.cfg.length_aware:
                 both = self.length_embed.weight[:, None, :] + self.phrase_embed.weight[None, :, :]  # (BUCKETS, PHRASES, E)
                 out.append((both.reshape(-1, both.shape[-1]) @ self.lstm.weight_ih_l0.t(),))
+            if self.cfg.key_aware:
+                out.append((self.key_embed.weight @ self.lstm.weight_ih_l0.t(),))
             if self.training:
                 return out
             self._fused = out
@@ -167,13 +182,18 @@ class MelodyLSTM(nn.Module):
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, state: State, hints: torch.Tensor | None = None,
-             lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+             lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """One token per sequence: ids (B,) -> logits (B, V), new state; ``hints`` (B,) with
-        ``copy_hints``, ``lengths`` (B,) with ``length_aware``. Eval mode only."""
+        ``copy_hints``, ``lengths`` (B,) with ``length_aware``, ``keys`` (B,) with ``key_aware``.
+        Eval mode only."""
         layers, extra = self.fused_weights(), None
-        if self.cfg.length_aware:  # the extra input gates: a row of the code table (+ the hint's)
+        if self.cfg.key_aware:  # the extra input gates: a row of the key table (+ the length code's, the hint's)
+            layers, (by_key,) = layers[:-1], layers[-1]
+            extra = by_key.index_select(0, self._need_keys(keys))
+        if self.cfg.length_aware:
             layers, (by_code,) = layers[:-1], layers[-1]
-            extra = by_code.index_select(0, self._need_lengths(lengths))
+            rows = by_code.index_select(0, self._need_lengths(lengths))
+            extra = rows if extra is None else extra.add_(rows)
         if self.cfg.copy_hints:
             layers, (table,) = layers[:-1], layers[-1]
             rows = table.index_select(0, self._need(hints))

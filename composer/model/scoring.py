@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from composer.model import keycodes
 from composer.model.hints import hints
 from composer.model.lengths import codes
 from composer.tokens.tokenizer import Tokenizer
@@ -62,13 +63,14 @@ def token_nlls(model, tokenizer: Tokenizer, seqs: Sequence[np.ndarray], device: 
 
     Sequences are sorted by length so a batch wastes little on padding; long ones run in
     ``chunk``-token slices with the state carried, bounding memory. A model that reads copy
-    hints or length codes gets them computed from each sequence (as training does). The model is used as is (call ``.eval()``
+    hints, length or key codes gets them computed from each sequence (as training does). The model is used as is (call ``.eval()``
     first for dropout-free scores)."""
     device = torch.device(device)
     lengths = np.array([len(s) for s in seqs])
     order = np.argsort(-lengths, kind="stable")
     out = [np.zeros(max(int(n) - 1, 0), dtype=np.float64) for n in lengths]
     with_hints, with_lengths = model.cfg.copy_hints, model.cfg.length_aware
+    with_keys = getattr(model.cfg, "key_aware", False)
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         t_max = int(lengths[idx[0]])
@@ -77,22 +79,27 @@ def token_nlls(model, tokenizer: Tokenizer, seqs: Sequence[np.ndarray], device: 
         ids = np.zeros((len(idx), t_max), dtype=np.int64)  # PAD = 0 past each end
         hint = np.zeros_like(ids) if with_hints else None
         code = np.zeros_like(ids) if with_lengths else None
+        key = np.full_like(ids, keycodes.NO_KEY) if with_keys else None
         for r, i in enumerate(idx):
             ids[r, : lengths[i]] = seqs[i]
             if with_hints:
                 hint[r, : lengths[i]] = hints(seqs[i], tokenizer.vocab)
             if with_lengths:
                 code[r, : lengths[i]] = codes(seqs[i], tokenizer.vocab)
+            if with_keys:
+                key[r, : lengths[i]] = keycodes.codes(seqs[i], tokenizer.vocab)
         ids_t = torch.from_numpy(ids).to(device)
         hint_t = torch.from_numpy(hint).to(device) if with_hints else None
         code_t = torch.from_numpy(code).to(device) if with_lengths else None
+        key_t = torch.from_numpy(key).to(device) if with_keys else None
         parts, state = [], None
         for s in range(0, t_max - 1, chunk):
             x = ids_t[:, s : min(s + chunk, t_max - 1)]
             y = ids_t[:, s + 1 : s + 1 + x.shape[1]]
             h = hint_t[:, s : s + x.shape[1]] if with_hints else None
             c = code_t[:, s : s + x.shape[1]] if with_lengths else None
-            logits, state = model(x, state, hints=h, lengths=c)  # (B, t, V)
+            k = key_t[:, s : s + x.shape[1]] if with_keys else None
+            logits, state = model(x, state, hints=h, lengths=c, **({"keys": k} if with_keys else {}))  # (B, t, V)
             parts.append(F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none").double().cpu())
         nll = torch.cat(parts, dim=1).numpy()  # (B, t_max - 1)
         for r, i in enumerate(idx):
@@ -108,17 +115,18 @@ def sequence_nlls(model, tokenizer: Tokenizer, seqs: Sequence[np.ndarray], devic
 
 @torch.no_grad()
 def run_span(model, ids: Sequence[int], state, hints: Sequence[int] | None = None, chunk: int = 2048,
-             lengths: Sequence[int] | None = None):
+             lengths: Sequence[int] | None = None, keys: Sequence[int] | None = None):
     """Feed one sequence's tokens from ``state`` in forward passes of ``chunk`` tokens:
     (logits (T, V), new state); ``hints`` (T,) for a model that reads copy hints, ``lengths``
-    (T,) length codes for a length-aware one."""
+    (T,) length codes for a length-aware one, ``keys`` (T,) key codes for a key-aware one."""
     x = torch.tensor(list(ids), dtype=torch.long)[None]  # (1, T)
     h = torch.tensor(list(hints), dtype=torch.long)[None] if hints is not None else None
     c = torch.tensor(list(lengths), dtype=torch.long)[None] if lengths is not None else None
+    k = {} if keys is None else {"keys": torch.tensor(list(keys), dtype=torch.long)[None]}
     parts = []
     for a in range(0, x.shape[1], chunk):
         out, state = model(x[:, a:a + chunk], state, hints=None if h is None else h[:, a:a + chunk],
-                           lengths=None if c is None else c[:, a:a + chunk])
+                           lengths=None if c is None else c[:, a:a + chunk], **{n: t[:, a:a + chunk] for n, t in k.items()})
         parts.append(out[0])
     return torch.cat(parts), state
 

@@ -8,7 +8,9 @@ seeded by (seed, epoch): the data order depends on nothing else, which makes
 ``--resume`` and DDP sharding exact (rank r takes column r of every step).
 Building a batch is a few tensor ops: no Python work per window. Copy hints
 (``composer.model.hints``), when given, are a second flat tensor cut and transposed with
-the tokens; length codes (``composer.model.lengths``) a third, cut alike and never transposed.
+the tokens; length codes (``composer.model.lengths``) a third, cut alike and never transposed;
+key codes (``composer.model.keycodes``) a fourth, cut alike and shifted by each window's own
+transposition (the key moves with the pitches).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from composer.errors import TrainingError
+from composer.model import keycodes
 from composer.model.hints import split_hints
 from composer.music.melody import PITCH_MAX, PITCH_MIN
 from composer.tokens.tokenizer import PITCH, Vocab
@@ -65,12 +68,18 @@ class Transposer:
         k = self.max_shift
         if k == 0:
             return windows if hints is None else (windows, hints)
-        shift = self.shifts(windows, u) + k
-        out = self.tables[shift.unsqueeze(1), windows]
+        out, moved = self.move(windows, self.shifts(windows, u), hints)
+        return out if hints is None else (out, moved)
+
+    def move(self, windows: torch.Tensor, shift: torch.Tensor,
+             hints: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(windows, hints or None) transposed by ``shift`` (B,) semitones, each within +-max_shift."""
+        row = (shift + self.max_shift).unsqueeze(1)  # (B, 1): the table of each window
+        out = self.tables[row, windows]
         if hints is None:
-            return out
+            return out, None
         bucket, token = split_hints(hints, self.size)
-        return out, bucket * self.size + self.tables[shift.unsqueeze(1), token]
+        return out, bucket * self.size + self.tables[row, token]
 
     def shifts(self, windows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """(B,) semitones per window: uniform over the shifts that keep its pitches in range."""
@@ -103,6 +112,7 @@ class Batch(NamedTuple):
     targets: torch.Tensor
     hints: torch.Tensor | None  # the inputs' copy hints, or None
     lengths: torch.Tensor | None  # the inputs' length codes, or None
+    keys: torch.Tensor | None  # the inputs' key codes (transposed with the window), or None
 
 
 class WindowSampler:
@@ -111,7 +121,7 @@ class WindowSampler:
     def __init__(self, tokens: torch.Tensor, seq_len: int, batch_size: int, *, seed: int = 0,
                  max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu",
                  hints: torch.Tensor | None = None, vocab: Vocab | None = None,
-                 lengths: torch.Tensor | None = None) -> None:
+                 lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> None:
         if max_shift > 0 and vocab is None:
             raise TrainingError("transposing windows needs the vocabulary (vocab=tokenizer.vocab)")
         if tokens.numel() < seq_len + 2:
@@ -120,9 +130,12 @@ class WindowSampler:
             raise TrainingError(f"{hints.numel()} hints for {tokens.numel()} tokens: compute one hint per token")
         if lengths is not None and lengths.shape != tokens.shape:
             raise TrainingError(f"{lengths.numel()} length codes for {tokens.numel()} tokens: compute one code per token")
+        if keys is not None and keys.shape != tokens.shape:
+            raise TrainingError(f"{keys.numel()} key codes for {tokens.numel()} tokens: compute one code per token")
         self.tokens = tokens.to(device)
         self.hints = hints.to(device) if hints is not None else None
         self.lengths = lengths.to(device) if lengths is not None else None
+        self.keys = keys.to(device) if keys is not None else None
         self.seq_len, self.batch_size = seq_len, batch_size
         self.seed, self.world, self.rank = seed, world, rank
         self.device = torch.device(device)
@@ -154,14 +167,18 @@ class WindowSampler:
         return EpochPlan(offsets, draws)
 
     def batch(self, plan: EpochPlan, step: int) -> Batch:
-        """The windows of this rank at ``step``: inputs, targets, and the inputs' hints and length
-        codes (None when not given)."""
+        """The windows of this rank at ``step``: inputs, targets, and the inputs' hints, length
+        and key codes (None when not given)."""
         off = plan.offsets[step, self.rank].to(self.device, non_blocking=True)
         at = off.unsqueeze(1) + self._arange
         win = self.tokens[at]  # (B, T+1)
         hint = self.hints[at[:, :-1]] if self.hints is not None else None
         code = self.lengths[at[:, :-1]] if self.lengths is not None else None  # bars left: no pitch in them
+        key = self.keys[at[:, :-1]] if self.keys is not None else None
         if self.transposer is not None:
             u = plan.draws[step, self.rank].to(self.device, non_blocking=True)
-            win, hint = self.transposer(win, u, hint) if hint is not None else (self.transposer(win, u), None)
-        return Batch(win[:, :-1], win[:, 1:], hint, code)
+            shift = self.transposer.shifts(win, u)  # (B,) semitones
+            win, hint = self.transposer.move(win, shift, hint)
+            if key is not None:
+                key = keycodes.transpose(key, shift.unsqueeze(1))
+        return Batch(win[:, :-1], win[:, 1:], hint, code, key)

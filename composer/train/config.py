@@ -34,6 +34,9 @@ class TrainConfig:
     # Feed the network the bars left to the end (composer.model.lengths), so it learns to end a
     # piece. On for new runs (ModelConfig's False is what configs without the field mean).
     length_aware: bool = True
+    # Feed the network the key in effect at every token (composer.model.keycodes), shifted with
+    # each window's transposition, so it can end on the tonic. On for new runs, like length_aware.
+    key_aware: bool = True
     # A checkpoint to start from instead of random weights ('shipped': the shipped model): the same
     # network shape; token rows matched by name, new inputs start silent (composer.train.warmstart).
     init: str | None = None
@@ -90,7 +93,8 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, embed_size=self.embed, hidden_size=self.hidden,
                            num_layers=self.layers, dropout=self.dropout, tie_weights=self.tie,
-                           copy_hints=self.copy_hints, cell=self.cell, length_aware=self.length_aware)
+                           copy_hints=self.copy_hints, cell=self.cell, length_aware=self.length_aware,
+                           key_aware=self.key_aware)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,8 +102,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
-        # runs from before copy hints (or cells, or length codes) had none
-        d = {"copy_hints": False, "cell": "lstm", "length_aware": False, **d}
+        # runs from before copy hints (or cells, or length or key codes) had none
+        d = {"copy_hints": False, "cell": "lstm", "length_aware": False, "key_aware": False, **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def replace(self, **changes) -> TrainConfig:

@@ -22,6 +22,7 @@ from composer.errors import TrainingError
 from composer.model.bundle import TrainingRecord
 from composer.model.checkpoint import save_checkpoint
 from composer.model.runstate import Position, RunState, checkpoint_extra
+from composer.model import keycodes
 from composer.model.hints import hints
 from composer.model.lengths import codes
 from composer.model.network import MelodyLSTM
@@ -91,7 +92,8 @@ class Trainer:
         self.sampler = WindowSampler(tokens, window, cfg.batch_size, seed=cfg.seed,
                                      max_shift=cfg.max_transpose if cfg.augment else 0, world=world, rank=rank,
                                      device=device, hints=flatten([hints(s, v) for s in train_ids]) if cfg.copy_hints else None,
-                                     vocab=v, lengths=flatten([codes(s, v) for s in train_ids]) if cfg.length_aware else None)
+                                     vocab=v, lengths=flatten([codes(s, v) for s in train_ids]) if cfg.length_aware else None,
+                                     keys=flatten([keycodes.codes(s, v) for s in train_ids]) if cfg.key_aware else None)
         self.val_ids = [np.asarray(f.ids, dtype=np.int64) for f in split.val]
         self.val_totals = make_score([0.0] * len(self.val_ids), self.val_ids, tokenizer)
         self.total_steps = cfg.epochs * self.sampler.steps_per_epoch
@@ -189,12 +191,12 @@ class Trainer:
         n_acc, t_log = 0, time.perf_counter()
         tokens = cfg.batch_size * self.sampler.seq_len * self.world
         while self.step < plan.steps:
-            x, y, h, c = self.sampler.batch(plan, self.step)
+            x, y, h, c, k = self.sampler.batch(plan, self.step)
             lr = self._lr()
             for g in self.opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits, _ = self.net(x, hints=h, lengths=c)  # (B, T, V)
+                logits, _ = self.net(x, hints=h, lengths=c, keys=k)  # (B, T, V)
             loss = F.cross_entropy(logits.reshape(-1, v).float(), y.reshape(-1))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
