@@ -166,7 +166,7 @@ def test_windows_fit_any_corpus_longer_than_one_window() -> None:
         for epoch in range(6):
             plan = s.plan(epoch)
             assert int(plan.offsets.min()) >= 0 and int(plan.offsets.max()) <= n - seq_len - 1
-            x, y, _, _ = s.batch(plan, 0)
+            x, y, *_ = s.batch(plan, 0)
             assert x.shape == (4, seq_len) and torch.equal(x[:, 1:], y[:, :-1])
 
 

@@ -114,7 +114,7 @@ def command(minutes, out, data, hidden, dropout_files, seed) -> None:
     # No length codes: the lesson is what each cell remembers of the melody itself (and the README's
     # table was measured without them).
     base = TrainConfig(data=str(data), hidden=hidden, max_minutes=minutes, patience=1000, epochs=1000, seed=seed,
-                       log_every=50, length_aware=False)
+                       log_every=50, length_aware=False, key_aware=False)
     lstm_cfg = base.model_config(len(Tokenizer()))
     target = parameters_needed(lstm_cfg)
     results: dict = {"command": f"compose lab --minutes {minutes:g} --hidden {hidden}", "minutes": minutes,

@@ -1,11 +1,12 @@
 """Warm start: begin a run from another checkpoint's weights instead of random ones.
 
-Fine-tuning the shipped model on your own tunes takes minutes where training from scratch
-takes an hour and more, and a model carries over to a newer vocabulary or new inputs without
-starting again: token rows (embedding, copy-hint embedding, output bias) are matched by the
-token's string; tokens the old vocabulary lacked start with zero embeddings and an output bias
-as low as the least likely old token's (so the model does not start by guessing them), and inputs the old model did not have (the length inputs) start at zero, so the warm
-model at step 0 predicts exactly what the old one did.
+Fine-tuning the shipped model on your own tunes takes minutes where training from scratch takes
+an hour and more, and a model carries over to a newer vocabulary or new inputs without starting
+again: token rows (embedding, copy-hint embedding, output bias) are matched by the token's
+string; tokens the old vocabulary lacked start with zero embeddings and an output bias as low
+as the least likely old token's (so the model does not start by guessing them), and inputs the
+old model did not have (the length or key inputs) start at zero, so the warm model at step 0
+predicts exactly what the old one did.
 """
 
 from __future__ import annotations
