@@ -190,3 +190,11 @@ def test_key_changes_are_read_at_their_bar(tmp_path: Path):
     pm.write(str(tmp_path / "k.mid"))
     m = read_report(tmp_path / "k.mid").melody
     assert m.key == Key(7) and m.key_changes == ((2, Key(2)), (3, Key(7)))
+
+
+def test_a_section_too_short_for_a_bar_line_still_gives_bars():
+    # 4/4 for 2 ticks, then 1/1 (found by fuzzing: no bar line fell before the note)
+    grid = bar_grid(meter_events([(0, 4, 4), (2, 1, 1)], np.array([0]), np.array([1]), 96), 96, 0, 1)
+    assert len(grid.meters) >= 1 and grid.starts[0] == 0 and grid.origin <= 0
+    grid = bar_grid([(480, 3, 4)], 480, 0, 100)  # a first time signature after the first note
+    assert grid.origin <= 0 and str(grid.meters[0]) == "3/4"

@@ -106,11 +106,13 @@ def bar_grid(events: list[tuple[int, int, int]], tpq: int, first_on: int, last_o
     for j, (t0, num, den) in enumerate(events):
         t1 = events[j + 1][0] if j + 1 < len(events) else math.inf
         bar, at = _bar_ticks((num, den), tpq), float(t0)
-        if at > last_off:
+        if at > last_off and lines:
             break
-        while at < t1 - eps and at <= last_off:
+        while (at < t1 - eps or not lines) and (at <= last_off or not lines):
             lines.append((at, (num, den)))
             at += bar
+    while lines[0][0] > first_on + eps:  # notes before the first bar line (a section too short to hold one)
+        lines.insert(0, (lines[0][0] - _bar_ticks(lines[0][1], tpq), lines[0][1]))
     first = max(i for i, (t, _) in enumerate(lines) if t <= first_on + eps)
     last = max(i for i, (t, _) in enumerate(lines) if t < last_off - eps) if last_off > lines[first][0] + eps else first
     bars = lines[first: last + 1]
