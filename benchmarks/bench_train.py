@@ -1,8 +1,8 @@
 """Training speed: the real training loop's tokens/s against a bare fused nn.LSTM
 forward + backward + AdamW step of the same model on random tokens, measured in the
 same run (interleaved rounds, best of each, so a shared machine hurts both alike).
-The loop trains the default model, copy hints included; the bare step is the plain
-embedding -> LSTM -> output of the same sizes, so the hints' cost counts against the loop.
+The loop trains the default model, copy hints, length and key codes included; the bare step is
+the plain embedding -> LSTM -> output of the same sizes, so their cost counts against the loop.
 Each other cell (``--cell gru``, ``--cell rnn``) is measured the same way against its own
 bare fused nn.GRU / nn.RNN step.
 
@@ -100,7 +100,7 @@ def compare(cfg: TrainConfig, device: torch.device, steps: int, rounds: int) -> 
     """(loop tokens/s, bare tokens/s): best of ``rounds`` interleaved rounds."""
     tr = _trainer(cfg, device)
     torch.manual_seed(0)
-    bare = MelodyLSTM(cfg.replace(copy_hints=False).model_config(len(TOK))).to(device).train()
+    bare = MelodyLSTM(cfg.replace(copy_hints=False, length_aware=False, key_aware=False).model_config(len(TOK))).to(device).train()
     opt = torch.optim.AdamW(bare.parameters(), lr=1e-3, fused=device.type in ("cpu", "cuda"))
     x = torch.randint(3, len(TOK), (cfg.batch_size, cfg.seq_len + 1), device=device)
     amp = device.type == "cuda"
