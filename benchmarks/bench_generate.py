@@ -37,7 +37,8 @@ def _model():
         model = composer.bundle.model
         c = model.cfg
         plans = composer.bundle.record.bar_plans if composer.default_form == "corpus" else None  # as generate samples
-        hinted = " with copy hints" if c.copy_hints else ""
+        inputs = [n for n, on in (("copy hints", c.copy_hints), ("length codes", c.length_aware), ("key codes", c.key_aware)) if on]
+        hinted = " with " + ", ".join(inputs) if inputs else ""
         return model, None, f"default model {c.num_layers}x{c.hidden_size}{hinted}", plans, composer.bundle.tokenizer
     torch.manual_seed(0)
     model = MelodyLSTM(ModelConfig()).eval()
