@@ -209,3 +209,12 @@ def test_piano_roll_marks_where_the_prime_ends(tmp_path: Path):
     assert png.startswith(b"\x89PNG") and red and abs(red[0] - grey[2]) <= 2  # the line on bar 3's bar line
     with pytest.raises(ComposerError, match="prime end"):
         render.piano_roll_png(m, prime_end=m.total_steps + 1)
+
+
+def test_musicxml_spells_black_keys_by_the_key():
+    from composer.music.render import _spelled
+
+    cases = {("Em", 63): "D#", ("Dm", 61): "C#", ("Cm", 71): "B", ("Ebm", 62): "D", ("Bbm", 61): "D-",
+             ("A", 63): "D#", ("Eb", 66): "G-", ("C", 70): "B-", ("Am", 68): "G#"}
+    got = {case: _spelled(case[1], Key.parse(case[0])).name for case in cases}
+    assert got == cases  # the leading tone of a minor key is its raised 7th; else the signature's side

@@ -103,6 +103,27 @@ def m21_instrument(program: int = 0):
     return inst
 
 
+_LETTERS = "CDEFGAB"
+
+
+def _spelled(midi: int, key):
+    """A music21 Pitch spelled by the key in force: the leading tone of a minor key as the raised
+    7th (D# in E minor, C# in D minor), other black keys with the key signature's accidental
+    (sharps in sharp keys, flats in flat keys; C major and A minor keep C# Eb F# G# Bb)."""
+    from music21 import pitch
+
+    p = pitch.Pitch(midi=midi)
+    if p.accidental is None:
+        return p
+    other = p.getEnharmonic()
+    if key.minor and (midi - key.tonic) % 12 == 11:  # the leading tone: the letter below the tonic's
+        below = _LETTERS[(_LETTERS.index(key.name[0]) - 1) % 7]
+        return p if p.step == below else other
+    if key.sharps > 0 and p.accidental.name == "flat" or key.sharps < 0 and p.accidental.name == "sharp":
+        return other
+    return p
+
+
 def to_music21(melody: Melody, program: int = 0):
     """A music21 Score: one part with its instrument, meter, key and tempo (and their changes at
     their measures), notes and rests, measures, beams and ties."""
@@ -124,9 +145,7 @@ def to_music21(melody: Melody, program: int = 0):
     for a, b in (span for t, u in rests for span in _rest_spans(melody, t, u)):
         part.insert(Fraction(a, q), note.Rest(quarterLength=Fraction(b - a, q)))
     for n in melody.notes:
-        p = pitch.Pitch(midi=n.pitch)
-        if melody.key_at(melody.bar_of(n.start)).sharps < 0 and p.accidental is not None and p.accidental.name == "sharp":
-            p = p.getEnharmonic()  # spelled by the key in force: Db in B-flat minor
+        p = _spelled(n.pitch, melody.key_at(melody.bar_of(n.start)))
         part.insert(Fraction(n.start, q), note.Note(p, quarterLength=Fraction(n.duration, q)))
     from music21 import metadata
 
