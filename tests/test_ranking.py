@@ -113,3 +113,33 @@ def test_ending_stats_use_the_last_key():
     assert e["melodies"] == 5 and e["tonic_ending"] == pytest.approx(2 / 4)
     assert e["last_note_mean_steps"] == pytest.approx((48 + 48 + 6 + 24) / 4)
     assert e["last_note_quarter_or_longer"] == pytest.approx(3 / 4) and e["loop_rate"] == pytest.approx(1 / 5)
+
+
+def test_clean_spares_replace_loops_without_a_second_pass(tmp_path):
+    """A batch of num >= 8 draws num // 8 spare melodies; a loop is replaced by a clean spare (no
+    fresh batch needed) and the spares are dropped."""
+    import torch
+
+    from composer.generate.api import Composer
+    from composer.generate.draw import Generated
+    from composer.generate.plan import Plan
+    from composer.model.checkpoint import save_checkpoint
+    from composer.model.config import ModelConfig
+    from composer.model.network import MelodyLSTM
+    from composer.music.keys import Key
+    from composer.music.melody import Melody, Note
+    from composer.music.meter import TimeSignature
+
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "m.pt", MelodyLSTM(ModelConfig(embed_size=8, hidden_size=8, num_layers=1)))
+    c = Composer.load(path)
+    tok, ts = c.bundle.tokenizer, TimeSignature(4, 4)
+
+    def gen_of(pitches):  # one note a bar, 8 bars
+        ids = tok.encode(Melody(tuple(Note(48 * b, 48, p) for b, p in enumerate(pitches)), ts, Key(0), 8))
+        return Generated(tuple(ids), 10.0, 8)
+
+    loop, clean, spare = gen_of([60] * 8), gen_of([60, 62, 64, 65, 67, 65, 64, 62]), gen_of([67, 65, 64, 62, 60, 62, 64, 60])
+    out, copies, resampled, looped = c._guard(Plan(bars=8, meters=(ts,)), [loop, clean, spare], None, 0, None, None,
+                                              keep=2)
+    assert out == [spare, clean] and looped == {0} and not resampled and len(copies) == 2

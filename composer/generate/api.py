@@ -29,6 +29,7 @@ from composer.music.melody import PITCH_MAX, PITCH_MIN, Melody, pitch_name
 from composer.music.meter import TimeSignature
 
 RESAMPLE_ROUNDS = 3  # batches of fresh melodies for those that copy a training tune or loop
+SPARE_EVERY = 8  # a batch of num >= 8 also draws num // 8 spare melodies: replacements without a second pass
 COMMON_METERS = ("4/4", "3/4", "2/4", "6/8")  # choices for a model that records none
 LONG_PRIME_BARS = 32  # a whole prime longer than this gets a remark pointing at prime_bars
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -182,7 +183,7 @@ class Composer:
         mode = "" if lettered else (req.form or self.default_form)
         structure = None
         if mode == "corpus":
-            structure = draw_plans(self.bundle.record.bar_plans, req.num, req.bars, gen)
+            structure = draw_plans(self.bundle.record.bar_plans, req.num + req.num // SPARE_EVERY, req.bars, gen)
             if structure is None:
                 raise RequestError("form corpus needs a checkpoint with bar plans (trained by this version): use form free")
         sampling = SamplingConfig(req.temperature, req.top_k, req.top_p, req.pitch_range or (PITCH_MIN, PITCH_MAX))
@@ -190,7 +191,7 @@ class Composer:
         plan = Plan(bars=req.bars, meters=meters, keys={"*": tuple(keys)}, prime=prime, key=key,
                     form=req.form if lettered else "", vary=req.vary, sampling=sampling, structure=structure)
         with _threads(req.num):
-            sampled = generate(self.bundle.model, self.bundle.tokenizer, plan, req.num, gen)
+            sampled = generate(self.bundle.model, self.bundle.tokenizer, plan, req.num + req.num // SPARE_EVERY, gen)
             index = None
             if req.max_copy > 0:
                 index = self.bundle.copy_index(progress=(lambda d, t: progress("indexing training tunes", d, t)) if progress else None)
@@ -199,7 +200,7 @@ class Composer:
             from composer.generate.ranking import form_repeats
 
             form = form_repeats(req.form if lettered else "", req.bars // max(len(req.form), 1), req.vary)
-            sampled, copies, resampled, looped = self._guard(plan, sampled, index, req.max_copy, gen, prime, form[1])
+            sampled, copies, resampled, looped = self._guard(plan, sampled, index, req.max_copy, gen, prime, form[1], req.num)
         if prime is not None:  # the sampler summed the new bars' likelihood only: count their notes only
             before = self.bundle.tokenizer.count_notes(self.bundle.tokenizer.encode(prime))
             sampled = [replace(g, notes=g.notes - before) for g in sampled]
@@ -262,12 +263,12 @@ class Composer:
             check_range_in_key(req.pitch_range, prime.last_key)
         return prime, prime.time_signature, prime.key, track
 
-    def _guard(self, plan, sampled, index, max_copy: int, gen, prime, loops_asked: bool = False):
+    def _guard(self, plan, sampled, index, max_copy: int, gen, prime, loops_asked: bool = False, keep: int | None = None):
         """Resample (new batches for just the offenders, up to ``RESAMPLE_ROUNDS`` rounds) any melody
         that copies more than ``max_copy`` notes of a training tune (with an ``index``) or, unless
         the form asked for one, is a degenerate loop (in its new bars); a draw replaces a melody
         only when it is better (``ranking.flaws``). Returns (sampled, copies, rows resampled for
-        copying, for looping)."""
+        copying, for looping). Clean spares (rows past ``keep``) replace offenders first: no second pass."""
         from composer.generate.plan import generate
         from composer.generate.ranking import flaws
 
@@ -278,6 +279,15 @@ class Composer:
             return flaws([m.bars(skip, m.n_bars - skip) if skip else m for m in mels], index, max_copy, loops_asked)
 
         sampled, got, resampled, looped = list(sampled), checked(sampled), set(), set()
+        keep = len(sampled) if keep is None else keep
+        spares = [j for j in range(keep, len(sampled)) if not (got[j][0] or got[j][1])]
+        for i in [i for i in range(keep) if got[i][0] or got[i][1]]:
+            (resampled if got[i][0] else looped).add(i)
+            if spares:
+                j = spares.pop(0)
+                sampled[i], got[i] = sampled[j], got[j]
+        sampled, got = sampled[:keep], got[:keep]
+        plan = replace(plan, structure=plan.structure[:keep]) if plan.structure else plan
         for _ in range(RESAMPLE_ROUNDS):
             bad = [i for i, c in enumerate(got) if c[0] or c[1]]
             if not bad:
