@@ -18,7 +18,7 @@ from composer.music.keys import Key
 from composer.music.melody import Melody, Note
 from composer.music.meter import TimeSignature
 from composer.tokens.tokenizer import Tokenizer
-from composer.train.warmstart import warm_start
+from composer.train.warmstart import load_init, warm_start
 
 V1, V2 = Tokenizer.for_version(1), Tokenizer()
 MELODY = Melody(tuple(Note(6 * i, 6, 60 + (i * 5) % 12) for i in range(24)), TimeSignature(6, 8), Key(7), 4)
@@ -51,7 +51,7 @@ def test_a_version_1_model_carries_over_to_version_2_with_length_inputs(tmp_path
     path = save_checkpoint(tmp_path / "old.pt", old, tokenizer=V1)
     new = _model(V2, seed=2, length_aware=True)
     before = _nll(new, V2)
-    note = warm_start(new, V2, path)
+    note = warm_start(new, V2, load_init(str(path), new.cfg))
     assert "368 of 512 token rows" in note and "new inputs at zero" in note
     after, reference = _nll(new, V2), _nll(old, V1)
     assert after == pytest.approx(reference, abs=0.5) and abs(before - reference) > 5  # the same model, not the fresh one
@@ -63,7 +63,7 @@ def test_different_shapes_are_refused_in_one_line(tmp_path):
     path = save_checkpoint(tmp_path / "old.pt", _model(V2), tokenizer=V2)
     other = MelodyLSTM(replace(_model(V2).cfg, hidden_size=32))
     with pytest.raises(TrainingError, match="hidden size 24, this run 32: give the same --hidden"):
-        warm_start(other, V2, path)
+        load_init(str(path), other.cfg)
 
 
 # ---- through `compose train` --------------------------------------------------------------------------

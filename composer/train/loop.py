@@ -117,8 +117,13 @@ def _train(cfg: TrainConfig, run: RunFolder, resume: bool, force: bool, progress
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    split = load_data(cfg, progress.loading)
     tokenizer = Tokenizer()
+    init = None  # --init is read and checked before the data (a wrong path fails at once)
+    if cfg.init is not None and state is None:
+        from composer.train.warmstart import load_init, warm_start
+
+        init = load_init(cfg.init, cfg.model_config(len(tokenizer)))
+    split = load_data(cfg, progress.loading)
     record = TrainingRecord.from_files(cfg.data, split.train, split.val, track=cfg.track)
     if state is not None and state.record.train_files != record.train_files:
         progress.message(f"warning: the files in {cfg.data} changed since this run started; resuming on the new split")
@@ -134,10 +139,8 @@ def _train(cfg: TrainConfig, run: RunFolder, resume: bool, force: bool, progress
     trainer = Trainer(cfg, run, split, record, device, progress, should_stop, world, rank, tokenizer)
     if state is not None:
         trainer.restore(state)
-    elif cfg.init is not None:
-        from composer.train.warmstart import warm_start
-
-        note = warm_start(trainer.model, tokenizer, None if cfg.init == "shipped" else cfg.init)
+    elif init is not None:
+        note = warm_start(trainer.model, tokenizer, init)
         if rank == 0:
             progress.message(note)
     if state is None and rank == 0:

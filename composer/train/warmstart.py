@@ -11,11 +11,11 @@ predicts exactly what the old one did.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from composer.errors import TrainingError
+from composer.model.bundle import ModelBundle, load_bundle
+from composer.model.config import ModelConfig
 from composer.model.network import MelodyLSTM
 from composer.tokens.tokenizer import Tokenizer
 
@@ -23,18 +23,22 @@ SHAPE_FIELDS = ("cell", "num_layers", "hidden_size", "embed_size", "copy_hints",
 _BY_TOKEN = ("embed.weight", "hint_token.weight", "head.bias", "head.weight")  # rows indexed by token id
 
 
-def warm_start(model: MelodyLSTM, tokenizer: Tokenizer, source: str | Path | None) -> str:
-    """Copy ``source``'s weights (a checkpoint path; None = the shipped model) into ``model``;
-    returns what was copied, in words. TrainingError when the networks' shapes differ."""
-    from composer.model.bundle import load_bundle
-
-    bundle = load_bundle(source)
-    old = bundle.model
-    differ = [f for f in SHAPE_FIELDS if getattr(old.cfg, f) != getattr(model.cfg, f)]
+def load_init(source: str, cfg: ModelConfig) -> ModelBundle:
+    """The checkpoint ``--init`` names ('shipped': the shipped model), checked against the run's
+    network ``cfg`` before any data is read; CheckpointError / TrainingError in one line."""
+    bundle = load_bundle(None if source == "shipped" else source)
+    old = bundle.model.cfg
+    differ = [f for f in SHAPE_FIELDS if getattr(old, f) != getattr(cfg, f)]
     if differ:
         f = differ[0]
-        raise TrainingError(f"--init {bundle.name} has {f.replace('_', ' ')} {getattr(old.cfg, f)}, this run "
-                            f"{getattr(model.cfg, f)}: give the same --{_option(f)} (or train from scratch)")
+        raise TrainingError(f"--init {bundle.name} has {f.replace('_', ' ')} {getattr(old, f)}, this run "
+                            f"{getattr(cfg, f)}: give the same --{_option(f)} (or train from scratch)")
+    return bundle
+
+
+def warm_start(model: MelodyLSTM, tokenizer: Tokenizer, bundle: ModelBundle) -> str:
+    """Copy ``bundle``'s weights (see ``load_init``) into ``model``; returns what was copied, in words."""
+    old = bundle.model
     old_index = {t: i for i, t in enumerate(bundle.tokenizer.vocab.tokens)}
     pairs = [(i, old_index[t]) for i, t in enumerate(tokenizer.vocab.tokens) if t in old_index]
     new_rows = torch.tensor([i for i, t in enumerate(tokenizer.vocab.tokens) if t not in old_index], dtype=torch.long)
