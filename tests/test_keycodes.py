@@ -29,7 +29,7 @@ from composer.music.meter import TimeSignature
 from composer.tokens.tokenizer import DUR, PITCH, POS, Tokenizer
 from composer.train.batching import Transposer, WindowSampler, flatten
 from composer.train.config import TrainConfig
-from composer.train.warmstart import warm_start
+from composer.train.warmstart import load_init, warm_start
 
 TOK = Tokenizer()
 VOCAB = TOK.vocab
@@ -181,7 +181,7 @@ def test_a_warm_start_from_a_model_without_keys_predicts_what_it_did(tmp_path):
     new = MelodyLSTM(ModelConfig(**{**cfg.to_dict(), "key_aware": True}))
     seqs = [np.asarray(TOK.encode(modulating())), np.asarray(TOK.encode(modulating(6, 3, D)))]
     before = token_nlls(new.eval(), TOK, seqs)
-    note = warm_start(new, TOK, path)
+    note = warm_start(new, TOK, load_init(str(path), new.cfg))
     assert "new inputs at zero" in note and torch.all(new.key_embed.weight == 0)
     after, reference = token_nlls(new.eval(), TOK, seqs), token_nlls(old, TOK, seqs)
     for a, r, b in zip(after, reference, before):

@@ -201,9 +201,6 @@ class Composer:
 
             form = form_repeats(req.form if lettered else "", req.bars // max(len(req.form), 1), req.vary)
             sampled, copies, resampled, looped = self._guard(plan, sampled, index, req.max_copy, gen, prime, form[1], req.num)
-        if prime is not None:  # the sampler summed the new bars' likelihood only: count their notes only
-            before = self.bundle.tokenizer.count_notes(self.bundle.tokenizer.encode(prime))
-            sampled = [replace(g, notes=g.notes - before) for g in sampled]
         form_note = req.form if lettered else "from a training tune" if structure else "free"
         results = self._ranked(req, sampled, copies, (resampled, looped), seed, prime, form_note, form)
         if prime is not None:

@@ -27,7 +27,7 @@ class Generated:
 
     ids: tuple[int, ...]  # BOS ... EOS
     nll_nats: float  # -log p of every token after BOS, model at temperature 1
-    notes: int
+    notes: int  # notes scored: after Sampler.reset_likelihood (a prime), the new bars' only
 
     @property
     def bits_per_note(self) -> float:

@@ -59,6 +59,7 @@ class Sampler:
         self._noise, self._noise_np, self._ni = None, None, _NOISE_STEPS
         self.lik = Likelihood(batch)
         self._toks, self._blocked_t = self.lik.toks, None  # (every step taken: see Likelihood)
+        self._scored_from = 0  # the step from which results() scores (reset_likelihood)
         self._matchers = [Matcher(self.vocab) for _ in range(batch)] if model.cfg.copy_hints else None
         self._hint = np.zeros(batch, dtype=np.int64)
         self.cond = Conditioning(model.cfg, self.vocab, batch, total_bars)  # length and key codes
@@ -310,12 +311,14 @@ class Sampler:
         return self.lik.rows(first)
 
     def reset_likelihood(self) -> None:
-        """Sum the likelihood from here on only (after a prime: bits per note of the new bars)."""
+        """Score (likelihood and notes) from here on only (after a prime: bits per note of the new bars)."""
         self.lik.reset()
+        self._scored_from = len(self._toks)
 
     def results(self) -> list[Generated]:
-        """Every sequence so far with its negative log-likelihood and note count."""
+        """Every sequence so far with its negative log-likelihood and the notes it covers."""
         self.lik.flush()
-        kinds = self.vocab.kinds
-        return [Generated(tuple(ids), float(self.lik.nll[row]), int(np.count_nonzero(kinds[np.asarray(ids)] == PITCH)))
+        kinds, scored = self.vocab.kinds, self._rows(self._scored_from)
+        return [Generated(tuple(ids), float(self.lik.nll[row]),
+                          int(np.count_nonzero(kinds[np.asarray(scored[row], dtype=np.int64)] == PITCH)))
                 for row, ids in enumerate(self._rows())]
