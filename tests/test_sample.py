@@ -170,3 +170,10 @@ def test_a_long_prime_fed_in_one_pass_equals_feeding_it_step_by_step(model, monk
     assert [g.ids for g in fast] == [g.ids for g in slow]
     for a, b in zip(fast, slow):
         assert a.nll_nats == pytest.approx(b.nll_nats, rel=1e-4)
+
+
+def test_a_plan_refuses_a_key_its_prime_is_not_in():
+    prime = Melody((Note(0, 12, 62),), TimeSignature(4, 4), Key(2), 1)
+    with pytest.raises(ComposerError, match="transpose it first"):
+        Plan(bars=2, prime=prime, key=Key(7))
+    assert Plan(bars=2, prime=prime, key=Key(2)).key == Key(2)

@@ -28,7 +28,7 @@ class Plan:
     meters: tuple[TimeSignature, ...] = (TimeSignature(4, 4),)  # choices; one forces it
     keys: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)  # per meter name, '*' = any meter; empty = all
     prime: Melody | None = None  # its bars are kept and continued (its meter is used)
-    key: Key | None = None  # forces the key (else the prime's key, else a choice from ``keys``)
+    key: Key | None = None  # forces the key (else a choice from ``keys``); with a prime, its own (move the prime first)
     form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span (see ``generate``)
     vary: bool = False  # a repeated section gets a new last bar, never the one it had
     structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan for the new bars (composer.generate.structure); no form
@@ -37,6 +37,9 @@ class Plan:
     def __post_init__(self) -> None:
         if self.form and (not self.form.isalpha() or self.bars % len(self.form)):
             raise ComposerError(f"form {self.form!r}: use letters only, and bars ({self.bars}) must be a multiple of its length")
+        if self.prime is not None and self.key not in (None, self.prime.key):
+            raise ComposerError(f"the prime is in {self.prime.key.name}, not {self.key.name}: transpose it first "
+                                "(composer.generate.request.transpose_to), its notes would contradict the key")
         if self.bars < 1:
             raise ComposerError(f"bars must be positive, got {self.bars}")
 
@@ -52,7 +55,7 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
     if plan.prime is not None:
         p = plan.prime
         body = tokenizer.encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
-        s.start([p.time_signature], [plan.key or p.key])
+        s.start([p.time_signature], [p.key])
         s.feed([body] * num)
         s.reset_likelihood()  # bits per note are the new bars' (the prime is the user's, not the model's)
     else:
