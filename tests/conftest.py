@@ -126,3 +126,32 @@ def raw_track(events: list[tuple[int, bytes]], length_lie: int | None) -> bytes:
     body = b"".join(make_corrupted.vlq(dt) + ev for dt, ev in events) + b"\x00\xff\x2f\x00"
     n = len(body) if length_lie is None else length_lie
     return b"MTrk" + struct.pack(">I", n) + body
+
+
+# ---- tiny models ------------------------------------------------------------------------------------------
+
+def tiny_checkpoint(folder: Path, data: dict) -> Path:
+    """A tiny random 2x32 LSTM (seed 0, no copy hints) saved in ``folder``, recording ``data`` (the meters
+    and keys of its absent training tunes)."""
+    import torch
+
+    from composer.model.checkpoint import save_checkpoint
+    from composer.model.config import ModelConfig
+    from composer.model.network import MelodyLSTM
+
+    torch.manual_seed(0)
+    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2, dropout=0.0, copy_hints=False))
+    return save_checkpoint(folder / "tiny.pt", model, extra={"data": data})
+
+
+def record_steps(model, monkeypatch, what: str) -> list[tuple[list[int], list[int]]]:
+    """Record (input ids, the ``what`` codes: 'lengths' or 'keys') of every ``model.step`` call."""
+    calls = []
+    step = type(model).step
+
+    def recorder(self, ids, state, hints=None, lengths=None, keys=None):
+        calls.append((ids.tolist(), {"lengths": lengths, "keys": keys}[what].tolist()))
+        return step(self, ids, state, hints, lengths, keys)
+
+    monkeypatch.setattr(type(model), "step", recorder)
+    return calls

@@ -13,16 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
+from conftest import tiny_checkpoint
 from composer.cli import main
 from composer.errors import ComposerError, OutputError, RequestError
 from composer.generate.api import Composer, Result
 from composer.generate.request import MAX_BARS, MAX_NUM, GenerateRequest
-from composer.model.checkpoint import save_checkpoint
-from composer.model.config import ModelConfig
-from composer.model.network import MelodyLSTM
 from composer.music.keys import Key
 from composer.music.meter import TimeSignature
 from composer.music.midi_io import read_melody
@@ -34,9 +31,7 @@ DATA = {"meters": {"6/8": 120, "4/4": 90, "3/4": 40, "5/4": 1}, "keys": {"G": 60
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """A tiny random model that records the meters and keys of its (absent) training tunes."""
-    torch.manual_seed(0)
-    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2, dropout=0.0, copy_hints=False))
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model, extra={"data": DATA})
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), DATA)
 
 
 @pytest.fixture(scope="module")

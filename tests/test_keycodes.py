@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import record_steps
 from composer.cli import main
 from composer.errors import ModelError
 from composer.generate.plan import Plan, generate
@@ -20,7 +21,6 @@ from composer.model.bundle import load_bundle
 from composer.model.checkpoint import parameters_needed, save_checkpoint
 from composer.model.config import ModelConfig
 from composer.model.hints import BUCKETS as HINT_BUCKETS
-from composer.model.hints import hints
 from composer.model.network import MelodyLSTM
 from composer.model.scoring import token_nlls
 from composer.music.keys import Key
@@ -218,19 +218,6 @@ def model(request) -> MelodyLSTM:
                                   copy_hints=request.param, length_aware=True, key_aware=True)).eval()
 
 
-def spy(model, monkeypatch) -> list[tuple[list[int], list[int]]]:
-    """Record (input ids, key codes) of every model.step call."""
-    calls = []
-    step = type(model).step
-
-    def recorder(self, ids, state, hints=None, lengths=None, keys=None):
-        calls.append((ids.tolist(), keys.tolist()))
-        return step(self, ids, state, hints, lengths, keys)
-
-    monkeypatch.setattr(type(model), "step", recorder)
-    return calls
-
-
 def fed_rows(calls, out, num: int) -> None:
     """Every row was fed its tokens with the key codes training computes from the whole tune."""
     full = [(ids, keys) for ids, keys in calls if len(ids) == num]  # before any row closed: every row
@@ -244,7 +231,7 @@ def fed_rows(calls, out, num: int) -> None:
 
 @pytest.mark.parametrize("num", [1, 4])
 def test_sampling_after_a_modulating_prime_feeds_the_codes_training_would_see(model, num, monkeypatch):
-    calls = spy(model, monkeypatch)
+    calls = record_steps(model, monkeypatch, "keys")
     out = generate(model, TOK, Plan(bars=3, prime=modulating()), num, torch.Generator().manual_seed(3))
     fed_rows(calls, out, num)
     assert {k for _, ks in calls for k in ks} == {K.NO_KEY, C.index, AM.index}
@@ -253,7 +240,7 @@ def test_sampling_after_a_modulating_prime_feeds_the_codes_training_would_see(mo
 
 @pytest.mark.parametrize("num", [1, 4])
 def test_each_row_hears_the_key_it_drew(model, num, monkeypatch):
-    calls = spy(model, monkeypatch)
+    calls = record_steps(model, monkeypatch, "keys")
     keys = (D, AM, Key(10), Key(4, True))
     out = generate(model, TOK, Plan(bars=4, keys={"*": keys}), num, torch.Generator().manual_seed(5))
     fed_rows(calls, out, num)

@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import record_steps
 from composer.errors import ModelError
 from composer.generate.plan import Plan, generate
 from composer.generate.sample import Sampler, SamplingConfig
@@ -193,22 +194,9 @@ def model(request) -> MelodyLSTM:
                                   copy_hints=request.param, length_aware=True)).eval()
 
 
-def spy(model, monkeypatch) -> list[tuple[list[int], list[int]]]:
-    """Record (input ids, length codes) of every model.step call."""
-    calls = []
-    step = type(model).step
-
-    def recorder(self, ids, state, hints=None, lengths=None, keys=None):
-        calls.append((ids.tolist(), lengths.tolist()))
-        return step(self, ids, state, hints, lengths, keys)
-
-    monkeypatch.setattr(type(model), "step", recorder)
-    return calls
-
-
 @pytest.mark.parametrize("num", [1, 4])
 def test_sampling_feeds_the_codes_training_would_see_and_ends_on_time(model, num, monkeypatch):
-    calls = spy(model, monkeypatch)
+    calls = record_steps(model, monkeypatch, "lengths")
     out = generate(model, TOK, Plan(bars=6, meters=(TimeSignature(3, 4),)), num, torch.Generator().manual_seed(3))
     full = [(ids, codes) for ids, codes in calls if len(ids) == num]  # before any row closed: every row
     for row, g in enumerate(out):

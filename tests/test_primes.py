@@ -13,21 +13,18 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
-import torch
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import melodies
+from conftest import tiny_checkpoint
 from composer.cli import main
 from composer.cli import generate as cli_generate
 from composer.errors import ComposerError, MidiError, OutputError, RequestError
 from composer.files import safe_name
 from composer.generate.api import Composer
 from composer.generate.request import GenerateRequest, transpose_to
-from composer.model.checkpoint import save_checkpoint
-from composer.model.config import ModelConfig
-from composer.model.network import MelodyLSTM
 from composer.model.scoring import token_nlls
 from composer.music import render
 from composer.music.keys import Key
@@ -41,9 +38,8 @@ GUARD_S = 300  # a run takes seconds; this only turns a hang into a failure
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = MelodyLSTM(ModelConfig(embed_size=16, hidden_size=32, num_layers=2, dropout=0.0, copy_hints=False))
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model, extra={"data": DATA})
+    """A tiny random model that records the meters and keys of its (absent) training tunes."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), DATA)
 
 
 @pytest.fixture(scope="module")
