@@ -9,6 +9,7 @@ a tune that moves from 3/4 to 2/4 or modulates); bar lines then follow the bars'
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -146,8 +147,6 @@ class Melody:
         """The bar (0-based) holding grid step ``step``."""
         if not self.meter_changes:
             return step // self.bar_steps
-        import bisect
-
         return min(bisect.bisect_right(self.bar_starts, step) - 1, self.n_bars - 1)
 
     def pitch_range(self) -> tuple[int, int]:

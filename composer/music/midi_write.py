@@ -5,6 +5,7 @@ track ending exactly on the last bar line."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from composer.errors import MusicError
@@ -46,6 +47,7 @@ def velocities(melody: Melody) -> list[int]:
     return out
 
 
+@lru_cache(maxsize=None)
 def _group_starts(meter) -> frozenset[int]:
     """Steps within the bar where the meter's beat groups start (7/8 as 2+2+3: 0, 12, 24)."""
     at, out = 0, set()
