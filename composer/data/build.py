@@ -1,5 +1,7 @@
 """Build ``midi_corpus/`` from the scores bundled inside music21: every tune of
-O'Neill's 1850 Irish collection (ABC) and the soprano line of every Bach chorale.
+O'Neill's 1850 Irish collection (ABC) and every Bach chorale in four parts (tracks Soprano,
+Alto, Tenor, Bass; the melody reader takes the Soprano), or its soprano line where the score has
+no four voices on one grid.
 
 Tunes are converted in parallel processes (composer.data.sources), written with
 composer.music.midi_io (music21's own MIDI writer breaks on many of these tunes), then
@@ -22,9 +24,12 @@ from pathlib import Path
 from composer.data.sources import Progress, Tune, convert_all, corpus_tasks
 from composer.errors import ComposerError, CorpusError, OutputError
 from composer.files import atomic_write, safe_name
+from composer.music.melody import STEPS_PER_QUARTER, Melody
+from composer.music.score import VOICES
 
 PROGRAMS = {"oneills1850": 73, "bach": 52}  # General MIDI: flute; choir aahs
-MANIFEST_COLUMNS = ("file", "source", "title", "meter", "key", "notes", "bars")
+MANIFEST_COLUMNS = ("file", "source", "title", "meter", "key", "notes", "bars", "parts")
+_EARLIER_COLUMNS = (MANIFEST_COLUMNS[:-1],)  # manifests of earlier builds (before "parts"), still the builder's own
 _BUILT_MID = re.compile(r"(oneills|bach)_[^/\\]*\.mid")  # the names the builder gives its files
 # Every README the builder writes holds this line; --force replaces a README only when it does, a
 # manifest.csv only when its header is MANIFEST_COLUMNS, and a .mid file only when that manifest lists it.
@@ -36,7 +41,7 @@ class Verification:
     """Every written file read back with composer.music.midi_io and compared with its melody."""
 
     files: int
-    files_exact: int  # same notes, meter, key and bar count
+    files_exact: int  # same notes, meter, key and bar count (the melody), and every other voice's notes
     notes: int
     notes_exact: int  # notes found unchanged (onset, duration, pitch) in the file read back
     mismatches: list[tuple[str, str]]  # (file, what differs)
@@ -88,18 +93,60 @@ def select(tunes: list[Tune]) -> tuple[list[tuple[str, Tune]], list[Tune], list[
 
 
 def manifest_bytes(written: list[tuple[str, Tune]]) -> bytes:
-    """The manifest CSV: file, source, title, meter, key, notes, bars."""
+    """The manifest CSV: file, source, title, meter, key, notes and bars (of the melody), parts
+    (the track names of a four-part file, else "Melody")."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(MANIFEST_COLUMNS)
     for name, t in written:
         m = t.melody
-        w.writerow([name, t.source, t.title, str(m.time_signature), m.key.name, len(m), m.n_bars])
+        w.writerow([name, t.source, t.title, str(m.time_signature), m.key.name, len(m), m.n_bars, _parts_column(t)])
     return buf.getvalue().encode("utf-8")
 
 
+def _parts_column(t: Tune) -> str:
+    """The manifest's parts: the voice tracks of a four-part file, else "Melody" (one track)."""
+    return " ".join(VOICES) if t.voices else "Melody"
+
+
+def write_tune(t: Tune, path: Path) -> None:
+    """One tune's file: a four-part chorale as tracks Soprano Alto Tenor Bass (``voices_to_bytes``),
+    any other tune as one track named after its title."""
+    from composer.music.midi_write import write_midi
+
+    if t.voices:
+        atomic_write(path, voices_to_bytes(t.voices, PROGRAMS[t.source], midi_text(t.title)))
+    else:
+        write_midi(t.melody, path, program=PROGRAMS[t.source], track_name=midi_text(t.title))
+
+
+def voices_to_bytes(voices: tuple[Melody, ...], program: int, title: str) -> bytes:
+    """A type-1 MIDI file of voices on one grid: the conductor track named ``title`` with the first
+    voice's tempo, meter and key at tick 0, then one track per voice (named ``VOICES``, channels
+    0-3, ``program``, the key repeated for MuseScore), all ending on the last bar line."""
+    from composer.music import smf
+    from composer.music.midi_write import velocities
+
+    tpq, tick = 480, 480 // STEPS_PER_QUARTER
+    first = voices[0]
+    end = max(v.total_steps for v in voices) * tick
+    ts, key = first.time_signature, first.key
+    head = [smf.Event(0, smf.text_meta(0x03, title), 0), smf.Event(0, smf.tempo_meta(first.tempo)),
+            smf.Event(0, smf.time_signature_meta(ts.numerator, ts.denominator)),
+            smf.Event(0, smf.key_signature_meta(key.sharps, key.minor))]
+    tracks = [smf.track(head, end)]
+    for channel, (voice, name) in enumerate(zip(voices, VOICES)):
+        body = [smf.Event(0, smf.text_meta(0x03, name), 0), smf.Event(0, bytes([smf.PROGRAM | channel, program]), 0),
+                smf.Event(0, smf.key_signature_meta(key.sharps, key.minor), 1)]
+        for n, vel in zip(voice.notes, velocities(voice)):
+            body.append(smf.Event(n.start * tick, bytes([smf.NOTE_ON | channel, n.pitch, vel]), 2))
+            body.append(smf.Event(n.end * tick, bytes([smf.NOTE_OFF | channel, n.pitch, 0]), 1))
+        tracks.append(smf.track(body, end))
+    return smf.midi_file(tracks, tpq)
+
+
 def verify(folder: Path, written: list[tuple[str, Tune]]) -> Verification:
-    """Read every file back and compare it with the melody that was written."""
+    """Read every file back and compare it with the melody (and the other voices) that was written."""
     from collections import Counter
 
     from composer.music.midi_io import read_report
@@ -117,6 +164,12 @@ def verify(folder: Path, written: list[tuple[str, Tune]]) -> Verification:
         notes_exact += sum((Counter(want.notes) & Counter(got.notes)).values())
         diffs = [what for what, a, b in (("notes", want.notes, got.notes), ("meter", want.time_signature, got.time_signature),
                                          ("key", want.key, got.key), ("bars", want.n_bars, got.n_bars)) if a != b]
+        for voice, part in zip(VOICES[1:], t.voices[1:]):
+            try:
+                if read_report(folder / name, track=voice).melody.notes != part.notes:
+                    diffs.append(f"{voice} notes")
+            except ComposerError as e:
+                diffs.append(f"{voice} unreadable ({e})")
         if diffs:
             mismatches.append((name, ", ".join(diffs) + " differ"))
         else:
@@ -137,13 +190,16 @@ def readme_text(report: BuildReport) -> str:
     rounded = sum(t.info.get("off_grid", 0) for t in tunes)
     meters = Counter(str(t.melody.time_signature) for t in tunes).most_common()
     reasons = Counter(t.reason.split(" (")[0] for t in report.skipped).most_common()
+    four = sum(bool(t.voices) for t in tunes)
+    solo = [t for t in tunes if t.source == "bach" and not t.voices]
+    why = Counter(t.info.get("four_part", "").split(" (")[0] for t in solo).most_common()
     return f"""# midi_corpus
 
-{len(tunes)} monophonic melodies as MIDI files: {per['oneills1850']} Irish tunes from O'Neill's *Music of
+{len(tunes)} melodies as MIDI files: {per['oneills1850']} Irish tunes from O'Neill's *Music of
 Ireland: 1850 Melodies* (1903; ABC transcriptions by Norbert Paap, Bob Safranek, Michael Hogan and
-others) and the soprano line of {per['bach']} J. S. Bach chorales, both from the corpus that ships inside
-music21 {music21.__version__}. The music is in the public domain; the encodings are distributed with
-music21 as freely redistributable corpus files. Nothing is downloaded.
+others) and {per['bach']} J. S. Bach chorales, {four} of them in four parts (the others: the soprano line),
+both from the corpus that ships inside music21 {music21.__version__}. The music is in the public domain;
+the encodings are distributed with music21 as freely redistributable corpus files. Nothing is downloaded.
 
 Rebuild: `compose corpus build --force --jobs 2` (composer/data/build.py, composer/music/score.py).
 
@@ -159,14 +215,21 @@ Rebuild: `compose corpus build --force --jobs 2` (composer/data/build.py, compos
 - Key: the score's key (dorian/phrygian count as minor, mixolydian/lydian as major); a bare key
   signature is its major or relative minor as music21's key analysis prefers.
 - Tempo: the score's metronome mark, else 120 quarter notes per minute.
-- One melody track per file (flute for O'Neill, choir for Bach) with tempo, time-signature and
-  key-signature events at tick 0. `manifest.csv`: file, source, title, meter, key, notes, bars.
+- Tempo, time-signature and key-signature events at tick 0. An O'Neill tune: one melody track
+  (flute) named after the tune. A Bach chorale: the chorale's own four vocal parts as tracks named
+  Soprano, Alto, Tenor and Bass (choir, channels 1-4; instrumental doublings left out; the title is
+  the sequence name), each converted like the soprano on the soprano's grid (same bar lines and
+  pickup); the melody reader (composer.music.midi_io) takes the Soprano track as the melody, so
+  melody training sees the soprano alone. {len(solo)} chorale(s) keep the soprano line alone, their
+  voices not fitting one grid ({", ".join(f"{r}: {n}" for r, n in why) or "none"}).
+- `manifest.csv`: file, source, title, meter, key, notes, bars (of the melody), parts (the tracks:
+  "Soprano Alto Tenor Bass" or "Melody").
 - A tune present twice (an O'Neill number in two transcriptions, a chorale in MusicXML and
   Humdrum) keeps its first readable copy: {len(report.duplicates)} copies left out.
 
 Skipped: {len(report.skipped)} ({", ".join(f"{r}: {n}" for r, n in reasons) or "none"}).
-Read back with composer.music.midi_io: {v.files_exact}/{v.files} files identical, {v.notes_exact}/{v.notes}
-notes exact ({v.notes_exact / max(1, v.notes):.2%}).
+Read back with composer.music.midi_io: {v.files_exact}/{v.files} files identical (the melody and every
+other voice), {v.notes_exact}/{v.notes} melody notes exact ({v.notes_exact / max(1, v.notes):.2%}).
 """
 
 
@@ -186,7 +249,7 @@ def built_files(out: Path) -> set[str]:
         if os.path.lexists(manifest):
             with open(manifest, newline="", encoding="utf-8", errors="replace") as f:
                 rows = list(csv.reader(f)) if not manifest.is_symlink() else []
-            if not rows or tuple(rows[0]) != MANIFEST_COLUMNS:
+            if not rows or tuple(rows[0]) not in (MANIFEST_COLUMNS, *_EARLIER_COLUMNS):
                 raise OutputError(f"{manifest} {not_ours}")
             owned |= {"manifest.csv", *(r[0] for r in rows[1:] if r and _BUILT_MID.fullmatch(r[0]))}
     except OSError as e:  # a folder named README.md, an unreadable file
@@ -218,10 +281,8 @@ def build_corpus(out: Path, force: bool = False, jobs: int = 1, limit: int | Non
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        from composer.music.midi_io import write_midi
-
         for name, t in written:
-            write_midi(t.melody, tmp / name, program=PROGRAMS[t.source], track_name=midi_text(t.title))
+            write_tune(t, tmp / name)
         atomic_write(tmp / "manifest.csv", manifest_bytes(written))
         size = sum(f.stat().st_size for f in tmp.iterdir())
         report = BuildReport(out, written, skipped, dups, verify(tmp, written), size)

@@ -1,6 +1,7 @@
 """The tunes of the corpus that ships inside music21: which to take (``corpus_tasks``) and
 their conversion to melodies, in worker processes (``convert_all``): every tune of O'Neill's
-1850 Irish collection (ABC) and the soprano line of every Bach chorale."""
+1850 Irish collection (ABC) and every Bach chorale, four voices (Soprano Alto Tenor Bass) where
+the score has them on one grid, else its soprano line."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class Tune:
     melody: Melody | None = None
     reason: str | None = None
     info: dict = field(default_factory=dict)  # what conversion had to do (see score_to_melody)
+    voices: tuple[Melody, ...] = ()  # a four-part chorale: Soprano Alto Tenor Bass (melody is the Soprano); else ()
 
 
 def _declared_meters(abc: str) -> set[str]:
@@ -85,7 +87,28 @@ def _bach_task(order: tuple, path: str) -> Tune:
     meta = (score.metadata.title or "").strip() if score.metadata is not None else ""
     if meta and stem not in meta:
         title = f"{title} {meta}"
-    return _convert("bach", order, stem, title, score, prefer_part="soprano")
+    return _chorale(order, stem, title, score, p)
+
+
+def _chorale(order: tuple, stem: str, title: str, score, path: Path) -> Tune:
+    """The four voices of a chorale on one grid; when they do not fit one, its soprano line alone
+    (info["four_part"] says why not)."""
+    from music21 import converter
+
+    from composer.music.score import score_to_voices
+
+    try:
+        voices, info = score_to_voices(score, title)
+    except Exception as e:  # a missing voice (MusicError) or music21 failing on one part
+        why = str(e) if isinstance(e, ComposerError) else f"{type(e).__name__}: {e}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = converter.parse(path, forceSource=True, storePickle=False)  # conversion changed the parts
+        tune = _convert("bach", order, stem, title, score, prefer_part="soprano")
+        tune.info["four_part"] = why[:160]
+        return tune
+    info["four_part"] = ""
+    return Tune("bach", order, stem, title, melody=voices[0], info=info, voices=voices)
 
 
 def _run(task: tuple) -> Tune:

@@ -27,7 +27,8 @@ from composer.music.midi_write import clean_text as _clean, melody_to_bytes, vel
 MAX_BARS = 4096  # longer melodies are refused (guards against absurd tick values)
 MAX_FILE_BYTES = 32 * 2**20
 MAX_NOTES = 500_000  # per file: bounds memory and time (the largest real songs hold a few ten thousand)
-_MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|sing|solo|tune", re.I)
+# Track names that mark the melody: "Soprano" (German "Sopran") is the tune of a four-part chorale.
+_MELODY_NAMES = re.compile(r"melod|lead|vocal|voice|sing|solo|tune|sopran", re.I)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from composer.music.melody import STEPS_PER_QUARTER, Melody, Note
 from composer.music.meter import MAX_BAR_STEPS, TimeSignature
 
 DEFAULT_TEMPO = 120.0  # quarter notes per minute when the score has no metronome mark
+VOICES = ("Soprano", "Alto", "Tenor", "Bass")  # the parts of a four-part chorale, top down
 _MINOR_MODES = {"minor", "dorian", "phrygian", "aeolian", "locrian"}  # modes with a minor third
 
 
@@ -161,17 +162,10 @@ def _close_repeats(part) -> int:
     return added
 
 
-def score_to_melody(score, title: str, prefer_part: str | None = None,
-                    meters: set[str] | None = None) -> tuple[Melody, dict]:
-    """The played melody of a music21 score and what conversion had to do; raises MusicError.
+def _played(part, info: dict):
+    """The part as played: spanners other than repeat brackets gone, repeats expanded, ties merged."""
+    from music21 import spanner
 
-    The info dict: expand_failed (repeats left as written), expansion (played length / written
-    length), meter_changes (the longest one-meter stretch was kept), off_grid (note times rounded
-    onto the grid: 32nd notes, quintuplets), key_analysed."""
-    from music21 import spanner, stream
-
-    info = {"expand_failed": False, "meter_changes": False, "off_grid": 0, "key_analysed": False}
-    part = _part_for(score, prefer_part)
     for sp in list(part.recurse().getElementsByClass(spanner.Spanner)):
         if not isinstance(sp, spanner.RepeatBracket):  # slurs etc.: expanding would deep-copy them
             sp.activeSite.remove(sp)
@@ -183,6 +177,57 @@ def score_to_melody(score, title: str, prefer_part: str | None = None,
         info["expand_failed"] = True
     info["expansion"] = float(Fraction(part.highestTime) / written) if written else 1.0
     part.stripTies(inPlace=True)
+    return part
+
+
+def _line(events, lo: Fraction, hi: Fraction, shift: Fraction, info: dict) -> list[list[int]]:
+    """[start, end, pitch] in grid steps of the events in lo..hi, one line (the top note wins)."""
+    line: list[list[int]] = []
+    for on, off, pitch in sorted(events, key=lambda e: (e[0], -e[2])):
+        if not lo <= on < hi or not 0 <= pitch <= 127:
+            continue
+        s = _steps(on - lo + shift, info)
+        e = max(_steps(min(off, hi) - lo + shift, info), s + 1)
+        if line and s <= line[-1][0]:
+            continue  # same onset: the top note wins
+        if line and s < line[-1][1]:
+            line[-1][1] = s  # overlapping voices: the earlier note stops
+        line.append([s, e, pitch])
+    return line
+
+
+def score_to_melody(score, title: str, prefer_part: str | None = None,
+                    meters: set[str] | None = None) -> tuple[Melody, dict]:
+    """The played melody of a music21 score and what conversion had to do; raises MusicError.
+
+    The info dict: expand_failed (repeats left as written), expansion (played length / written
+    length), meter_changes (the longest one-meter stretch was kept), off_grid (note times rounded
+    onto the grid: 32nd notes, quintuplets), key_analysed; from score_to_voices also voices_off_grid
+    (the other voices' notes rounded)."""
+    melodies, info = _convert_parts(score, title, [_part_for(score, prefer_part)], meters)
+    return melodies[0], info
+
+
+def score_to_voices(score, title: str, voices: tuple[str, ...] = VOICES) -> tuple[tuple[Melody, ...], dict]:
+    """Each named part of a score (part name or id, any case: e.g. Soprano Alto Tenor Bass) on
+    the first one's grid: the first converted exactly as ``score_to_melody(prefer_part=voices[0])``,
+    the others with its meter, bar lines, pickup, key and tempo. MusicError when a voice is
+    missing or does not fit that grid (other repeats, notes before the first voice's first bar)."""
+    parts = [_part_for(score, voices[0])]
+    for name in voices[1:]:
+        found = [p for p in score.parts if (p.partName or str(p.id) or "").strip().lower() == name.lower()]
+        if not found:
+            raise MusicError(f"no {name} part")
+        parts.append(found[0])
+    return _convert_parts(score, title, parts, None)
+
+
+def _convert_parts(score, title: str, parts: list, meters: set[str] | None) -> tuple[tuple[Melody, ...], dict]:
+    """The parts as melodies on the first part's grid (see score_to_voices), and its info."""
+    from music21 import stream
+
+    info = {"expand_failed": False, "meter_changes": False, "off_grid": 0, "key_analysed": False}
+    part = _played(parts[0], info)
     flat = part.flatten()
     events = _events(part)
     if not events:
@@ -201,22 +246,27 @@ def score_to_melody(score, title: str, prefer_part: str | None = None,
         first_len = Fraction(measures[0].duration.quarterLength)
         if 0 < first_len < bar_ql:  # a pickup: it ends where bar 2 begins
             shift = bar_ql - first_len
-    line: list[list[int]] = []
-    for on, off, pitch in sorted(events, key=lambda e: (e[0], -e[2])):
-        if not lo <= on < hi or not 0 <= pitch <= 127:
-            continue
-        s = _steps(on - lo + shift, info)
-        e = max(_steps(min(off, hi) - lo + shift, info), s + 1)
-        if line and s <= line[-1][0]:
-            continue  # same onset: the top note wins
-        if line and s < line[-1][1]:
-            line[-1][1] = s  # overlapping voices: the earlier note stops
-        line.append([s, e, pitch])
-    if not line:
+    lines = [_line(events, lo, hi, shift, info)]
+    if not lines[0]:
         raise MusicError(f"no notes in meter {meter}")
+    for other in parts[1:]:
+        other_info = dict(info, expand_failed=False, off_grid=0)
+        played = _played(other, other_info)
+        if other_info["expand_failed"] != info["expand_failed"] or played.highestTime != part.highestTime:
+            raise MusicError(f"part {other.partName or other.id} has other repeats or length than {parts[0].partName}")
+        info["voices_off_grid"] = info.get("voices_off_grid", 0) + other_info["off_grid"]
+        lines.append(_line(_events(played), lo, hi, shift, other_info))
+        if not lines[-1]:
+            raise MusicError(f"no notes in part {other.partName or other.id}")
     bar = meter.bar_steps
-    cut = line[0][0] // bar * bar  # whole empty bars before the first note go (as the MIDI reader does)
-    notes = tuple(Note(s - cut, e - s, p) for s, e, p in line)
+    cut = lines[0][0][0] // bar * bar  # whole empty bars before the first note go (as the MIDI reader does)
+    if min(line[0][0] for line in lines) < cut:
+        raise MusicError(f"a part starts before {parts[0].partName}'s first bar")
     key, info["key_analysed"] = _key_of(flat, score, lo)
-    n_bars = max(1, -(-notes[-1].end // bar))
-    return Melody(notes, meter, key, n_bars, tempo=_tempo_of(score), title=title), info
+    tempo = _tempo_of(score)
+    out = []
+    for line in lines:
+        notes = tuple(Note(s - cut, e - s, p) for s, e, p in line)
+        n_bars = max(1, -(-notes[-1].end // bar))
+        out.append(Melody(notes, meter, key, n_bars, tempo=tempo, title=title))
+    return tuple(out), info
