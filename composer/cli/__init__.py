@@ -25,6 +25,7 @@ def main() -> None:
     compose check midi_corpus/       what the tokenizer keeps of each file
     compose train                    learn from midi_corpus/ (or --data DIR)
     compose generate --bars 16       write new melodies to outputs/
+    compose harmonize tune.mid       add chords and a bass line to a melody
     """
 
 

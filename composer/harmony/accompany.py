@@ -28,6 +28,7 @@ from operator import attrgetter
 from composer.errors import MusicError
 from composer.harmony.chords import Chord
 from composer.music.melody import STEPS_PER_QUARTER, Melody, Note
+from composer.music.midi_write import BASS_PROGRAM, CHORDS_PROGRAM, accompanied_to_bytes
 
 STYLES = ("block", "arpeggio", "oom-pah")
 Span = tuple[int, int, "Chord | None"]
@@ -73,6 +74,28 @@ def accompaniment(melody: Melody, spans: Sequence[Span], style: str = "block") -
                     chords += [Note(a, b - a, p) for p in voicing]
     order = attrgetter("start", "pitch")
     return sorted(chords, key=order), sorted(bass, key=order)
+
+
+def accompanied_bytes(melody: Melody, spans: Sequence[Span], style: str = "block", program: int = 0,
+                      chords_program: int = CHORDS_PROGRAM, bass_program: int = BASS_PROGRAM, text: str | None = None) -> bytes:
+    """The MIDI file of the melody with its Chords and Bass tracks in ``style`` (the one call
+    that `compose harmonize` and `generate --accompany` make)."""
+    chords, bass = accompaniment(melody, spans, style)
+    return accompanied_to_bytes(melody, chords, bass, program, chords_program, bass_program, text)
+
+
+def chord_symbols(melody: Melody, spans: Sequence[Span]) -> list[tuple[int, int, str]]:
+    """(start step, duration, symbol) for a lead sheet: a symbol where the chord changes (a span
+    holding the chord before it lengthens that one), spelled for the key (Bb in F, A# in F#)."""
+    out: list[tuple[int, int, str]] = []
+    last = None
+    for start, end, chord in _clipped(melody, spans):
+        if chord is not None and chord == last and out and out[-1][0] + out[-1][1] == start:
+            out[-1] = (out[-1][0], end - out[-1][0], out[-1][2])
+        elif chord is not None:
+            out.append((start, end - start, chord.symbol(melody.key_at(melody.bar_of(start)).sharps)))
+        last = chord
+    return out
 
 
 def _clipped(melody: Melody, spans: Sequence[Span]) -> list[tuple[int, int, Chord | None]]:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import glob
 import io
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -124,10 +126,11 @@ def _spelled(midi: int, key):
     return p
 
 
-def to_music21(melody: Melody, program: int = 0):
+def to_music21(melody: Melody, program: int = 0, chords: Sequence[tuple[int, int, str]] = ()):
     """A music21 Score: one part with its instrument, meter, key and tempo (and their changes at
-    their measures), notes and rests, measures, beams and ties."""
-    from music21 import note, pitch, stream
+    their measures), notes and rests, measures, beams and ties; ``chords`` ((start step, duration,
+    symbol such as 'Bb/D')) as chord symbols above the notes."""
+    from music21 import harmony, note, pitch, stream
 
     q, starts = STEPS_PER_QUARTER, melody.bar_starts
     part = stream.Part()
@@ -147,6 +150,8 @@ def to_music21(melody: Melody, program: int = 0):
     for n in melody.notes:
         p = _spelled(n.pitch, melody.key_at(melody.bar_of(n.start)))
         part.insert(Fraction(n.start, q), note.Note(p, quarterLength=Fraction(n.duration, q)))
+    for start, _, symbol in chords:  # music21 writes flats as '-' (B-/D)
+        part.insert(Fraction(start, q), harmony.ChordSymbol(re.sub(r"(^|/)([A-G])b", r"\1\2-", symbol)))
     from music21 import metadata
 
     score = stream.Score()
@@ -155,14 +160,16 @@ def to_music21(melody: Melody, program: int = 0):
     return score.makeNotation()
 
 
-def write_musicxml(melody: Melody, path: str | Path, force: bool = False, program: int = 0) -> Path:
-    """Write the melody as MusicXML for notation programs, for the General MIDI ``program``."""
+def write_musicxml(melody: Melody, path: str | Path, force: bool = False, program: int = 0,
+                   chords: Sequence[tuple[int, int, str]] = ()) -> Path:
+    """Write the melody as MusicXML for notation programs, for the General MIDI ``program``, with
+    ``chords`` as chord symbols (see ``to_music21``)."""
     path = Path(path)
     m21_instrument(program)  # a bad program is the caller's error, not the notation's
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "score.musicxml"
         try:
-            to_music21(melody, program).write("musicxml", fp=str(out))
+            to_music21(melody, program, chords).write("musicxml", fp=str(out))
         except Exception as e:  # music21 raises many kinds on notation it cannot express
             raise OutputError(f"cannot write MusicXML for {path.name}: {type(e).__name__}: {str(e)[:120]}") from None
         return atomic_write(path, out.read_bytes(), force=force)
