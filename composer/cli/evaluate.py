@@ -142,7 +142,10 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> tuple[list, int
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path),
               help="Model to evaluate [default: the model shipped with composer].")
 @click.option("--validation", is_flag=True, help="Score the checkpoint's validation files (held out in training).")
-@click.option("--baseline", type=click.Choice(["ngram"]), help="Also score FOLDER with an n-gram trained on the checkpoint's training files.")
+@click.option("--baseline", type=click.Choice(["ngram", "triads"]), help="Also score FOLDER with an n-gram trained on the "
+              "checkpoint's training files (ngram), or with --harmony the triad baseline (triads).")
+@click.option("--harmony", is_flag=True, help="Evaluate the harmonizer (--checkpoint: a harmonizer checkpoint) on its held-out "
+              "chorales in --data and on the folk dev set with human chord symbols.")
 @click.option("--samples", "-n", type=click.IntRange(1, MAX_SAMPLES), help="Generate N melodies and compare them with real ones.")
 @click.option("--reference", type=click.Path(file_okay=False, path_type=Path),
               help="Real melodies for --samples [default: the checkpoint's validation files].")
@@ -158,14 +161,21 @@ def _samples(bundle, n: int, bars: int, seed: int, form: str) -> tuple[list, int
               show_default=True, help="Folder for the statistics JSON and PNG.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps", "auto"]), default="cpu", show_default=True, help="Where to score.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of tables.")
-def command(folder, checkpoint, validation, baseline, samples, reference, data, bars, form, max_copy, seed, out, device, as_json):
+def command(folder, checkpoint, validation, baseline, harmony, samples, reference, data, bars, form, max_copy, seed, out, device, as_json):
     """Score a model on FOLDER (bits per note) and/or compare --samples N generated melodies with real ones.
 
     \b
     compose evaluate --validation --baseline ngram    held-out tunes, vs an n-gram
     compose evaluate my_tunes/
     compose evaluate --samples 64 --bars 16
+    compose evaluate --harmony --baseline triads      the harmonizer: chords against Bach's and human ones
     """
+    if harmony:
+        if folder is not None or validation or samples is not None or baseline == "ngram":
+            raise click.UsageError("--harmony evaluates the harmonizer alone: drop FOLDER, --validation, --samples, --baseline ngram")
+        return _harmony(checkpoint, data, baseline == "triads", _device(device), as_json)
+    if baseline == "triads":
+        raise click.UsageError("--baseline triads goes with --harmony")
     if folder is None and not validation and samples is None:
         raise click.UsageError("give a FOLDER of MIDI files to score, --validation, or --samples N to generate and compare")
     if folder is not None and validation:
@@ -232,6 +242,39 @@ def _run(folder, checkpoint, validation, baseline, samples, reference, data, bar
             click.echo(f"wrote {json_path}\nwrote {png_path}")
     if as_json:
         click.echo(_json(result))
+
+
+def _harmony(checkpoint, data, baseline: bool, device: str, as_json: bool) -> None:
+    """compose evaluate --harmony: held-out chorales (the checkpoint's validation pieces) and the folk dev set."""
+    from composer.harmony.corpus import CORPUS, load_chorales
+    from composer.harmony.folk import load_folk_dev
+    from composer.harmony.harmonizer import Harmonizer
+    from composer.harmony.metrics import harmony_evaluation
+    from composer.harmony.training import split_by_piece
+
+    h = Harmonizer.load(checkpoint, device)
+    chorales = load_chorales(data or CORPUS)
+    held = set(h.meta.get("val_names") or [chorales[i].name for i in split_by_piece([c.name for c in chorales])[1]])
+    r = harmony_evaluation(h, [c for c in chorales if c.name in held], load_folk_dev(), baseline)
+    if as_json:
+        return click.echo(_json({"checkpoint": str(h.path), **r}))
+    rows = r["chorales"]
+    if rows:
+        f = rows["harmonizer"]
+        click.echo(f"{f['pieces']} held-out chorales, {f['beats']} beats (harmonizer at beat rate, against Bach's labels)")
+        click.echo(f"  {'':<16}{'root':>8}{'bass':>8}{'bits/chord':>12}{'downbeat tones':>16}{'parallels/100':>15}")
+        for name, x in rows.items():
+            bits = f"{x['bits_per_chord']:.3f}" if "bits_per_chord" in x else "-"
+            click.echo(f"  {name:<16}{x['root_accuracy']:>8.3f}{x['bass_accuracy']:>8.3f}{bits:>12}"
+                       f"{x['downbeat_chord_tones']:>16.3f}{x['parallels_per_100_moves']:>15.2f}")
+        click.echo(f"  {'Bach':<16}{'':>8}{'':>8}{'':>12}{'':>16}{f['bach_parallels_per_100_moves']:>15.2f}")
+    if r["folk"]:
+        f = r["folk"]["harmonizer"]
+        click.echo(f"folk dev set: {f['tunes']} tunes with human chords, {f['quarters']} quarters (automatic chord rate)")
+        click.echo(f"  {'':<16}{'root per quarter':>18}{'downbeat tones':>16}")
+        for name, x in r["folk"].items():
+            click.echo(f"  {name:<16}{x['root_accuracy']:>18.3f}{x['downbeat_chord_tones']:>16.3f}")
+        click.echo(f"  {'human chords':<16}{'':>18}{f['human_downbeat_chord_tones']:>16.3f}")
 
 
 def _device(name: str) -> str:

@@ -187,8 +187,12 @@ def _opt(name: str, help: str, **kw):
 @click.option("--resume", is_flag=True, help="Continue the run --name from its last.pt.")
 @click.option("--force", is_flag=True, help="Start over in an existing run folder.")
 @click.option("--export", "export_to", type=click.Path(), callback=check_path, help="Write an fp16 copy of run --name's best.pt to this path and exit.")
+@click.option("--harmonizer", is_flag=True, help="Train the chord harmonizer on the four-part chorales in --data instead "
+              "(uses --data, --max-minutes, --epochs, --patience, --lr, --val-fraction, --seed, --threads, --out).")
+@click.option("--out", type=click.Path(dir_okay=False), default="outputs/harmonizer.pt", show_default=True,
+              callback=check_path, help="With --harmonizer: the checkpoint to write.")
 @click.pass_context
-def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts) -> None:
+def command(ctx: click.Context, name, runs_dir, resume, force, export_to, harmonizer, out, **opts) -> None:
     """Train a melody LSTM (or GRU, or plain RNN: --cell) on a folder of MIDI files.
 
     \b
@@ -204,6 +208,11 @@ def command(ctx: click.Context, name, runs_dir, resume, force, export_to, **opts
     # starve the ones doing work (measured 4x slower training on a loaded 2-core machine).
     # Effective only before torch is first imported; set OMP_WAIT_POLICY yourself to override.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if harmonizer:
+        from click.core import ParameterSource
+
+        given = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+        return _train_harmonizer({k: opts[k] for k in given | {"data", "threads"}}, out, force)
     if export_to:
         if not name:
             raise click.UsageError("--export needs --name: the run whose best.pt to export")
@@ -283,3 +292,35 @@ def _train(name, runs_dir, resume, force, opts, given, world, rank) -> int | Non
         click.echo(f"Next:\n  compose generate --checkpoint {best} --bars 16\n"
                    f"  compose evaluate --checkpoint {best} --validation --baseline ngram")
     return flag.signum if result.stopped == "interrupted" else None
+
+
+def _train_harmonizer(opts: dict, out: str, force: bool) -> None:
+    """compose train --harmonizer: chorales -> examples -> training -> checkpoint, a line per epoch
+    (``opts``: --data, --threads and the options given on the command line)."""
+    from pathlib import Path
+
+    from composer.harmony.training import TrainSettings, chorale_examples, fit_and_save
+
+    if Path(out).exists() and not force:
+        raise OutputError(f"{printable(out)} already exists: use --force to overwrite it")
+    if opts["threads"]:
+        import torch
+
+        torch.set_num_threads(opts["threads"])
+    examples = chorale_examples(opts["data"])
+    click.echo(f"{len(examples)} four-part chorales from {printable(opts['data'])}")
+    names = {"max_minutes": "minutes", "epochs": "epochs", "patience": "patience", "lr": "lr",
+             "val_fraction": "val_fraction", "seed": "seed"}  # given options; TrainSettings' defaults otherwise
+    settings = TrainSettings(**{field: opts[k] or 0 for k, field in names.items() if k in opts})
+    line = _Line()
+
+    def progress(row: dict) -> None:
+        line.show(f"epoch {row['epoch']}: train {row['train_bits_per_chord']:.3f} bits/chord, validation "
+                  f"{row['val_bits_per_chord']:.3f} bits/chord, root {row.get('val_root_accuracy', 0):.1%}  "
+                  f"{row['seconds']:.0f} s", final=True)
+
+    with _StopFlag() as flag:
+        flag.polled = True  # from here Ctrl-C stops after the epoch and keeps the best network
+        best = fit_and_save(examples, settings, out, progress=progress, should_stop=flag)
+    click.echo(f"best validation (epoch {best['epoch']}): {best['bits_per_chord']:.3f} bits/chord, root accuracy "
+               f"{best['root_accuracy']:.1%}, bass {best['bass_accuracy']:.1%} per beat; wrote {printable(out)}")

@@ -148,3 +148,31 @@ def folk_figures(melodies: Sequence[Melody], references: Sequence[Sequence[Span]
             "root_accuracy": acc.get("root", 0) / max(acc.get("n", 0), 1),
             "downbeat_chord_tones": tones.get("tones", 0) / max(tones.get("n", 0), 1),
             "human_downbeat_chord_tones": human.get("tones", 0) / max(human.get("n", 0), 1)}
+
+
+def harmony_evaluation(harmonizer, chorales: Sequence, folk: Sequence = (), baseline: bool = False) -> dict:
+    """The figures of ``harmonizer`` (a composer.harmony.harmonizer.Harmonizer) on held-out
+    ``chorales`` (composer.harmony.corpus.Chorale: decoded at beat rate, Bach's own rhythm) and on
+    ``folk`` tunes (folk.FolkTune: at the automatic rate, as `compose harmonize` does by default);
+    with ``baseline`` the triad baseline's figures too."""
+    from composer.harmony.baseline import triad_baseline
+    from composer.harmony.training import make_example, score
+
+    melodies = [c.melody for c in chorales]
+    labels = [c.chords for c in chorales]
+    bach_bass = [[(n.start, n.duration, n.pitch) for n in c.parts[-1]] for c in chorales]
+    out: dict = {"chorales": {}, "folk": {}}
+    if chorales:
+        ours = chorale_figures(melodies, labels, harmonizer.harmonize_many(melodies, "beat"), bach_bass)
+        examples = [make_example(c.name, c.melody, c.parts) for c in chorales]
+        ours["bits_per_chord"] = score(harmonizer.model, examples, "beat")["bits_per_chord"]
+        out["chorales"]["harmonizer"] = ours
+        if baseline:
+            out["chorales"]["triads"] = chorale_figures(melodies, labels, [triad_baseline(m) for m in melodies], bach_bass)
+    if folk:
+        tunes = [t.melody for t in folk]
+        refs = [t.chords for t in folk]
+        out["folk"]["harmonizer"] = folk_figures(tunes, refs, harmonizer.harmonize_many(tunes))
+        if baseline:
+            out["folk"]["triads"] = folk_figures(tunes, refs, [triad_baseline(m) for m in tunes])
+    return out
