@@ -128,6 +128,8 @@ def _harmonize(jobs, out_dir: Path | None, track, rate, style, program, programs
     many = out_dir is not None
     begun = time.monotonic()
     harmonizer = _load(model)  # a bad --model fails before any file is read
+    if model == TRIADS and rate is not None:
+        click.echo("note: --chord-rate is ignored by the triad baseline (one chord per two quarter notes)", err=True)
     readable, skipped = [], 0
     for n, (src, dst) in enumerate(jobs, 1):
         try:
@@ -136,7 +138,8 @@ def _harmonize(jobs, out_dir: Path | None, track, rate, style, program, programs
             if not many:
                 raise
             skipped += 1
-            click.echo(f"{printable(src)}: skipped: {printable(getattr(e, 'reason', None) or e)}")
+            shown = dst.relative_to(out_dir).as_posix()  # the name in DIR, as in OUT
+            click.echo(f"{printable(shown)}: skipped: {printable(getattr(e, 'reason', None) or e)}")
             continue
         readable.append((src, dst, r, program if program is not None else _source_program(src, r.track)))
         if many and n % 100 == 0:
