@@ -200,3 +200,12 @@ def test_bad_program_is_refused(tmp_path: Path):
     with pytest.raises(MusicError, match="program 128 is outside 0-127"):
         write_accompanied(m, [], [], tmp_path / "x.mid", bass_program=128)
     assert not (tmp_path / "x.mid").exists()
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_a_pickup_is_played_alone(style: str):
+    m = Melody((Note(36, 12, 67), Note(48, 48, 72)), TimeSignature(4, 4), Key(0), 2)  # an upbeat G, then C
+    spans = [(0, 48, Chord(7)), (48, 48, Chord(0))]
+    chords, bass = accompaniment(m, spans, style)
+    assert min(n.start for n in chords + bass) == 48
+    assert chord_symbols(m, spans) == [(48, 48, "C")]

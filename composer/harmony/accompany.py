@@ -16,7 +16,8 @@ Styles, each on the melody's bar and beat grid (``TimeSignature.groups``):
   2/4, 2/2 and 6/8 oom-pah (6/8 by dotted quarters), 4/4 and 12/8 oom-pah-oom-pah (bass on beats
   1 and 3); irregular bars (5/8 as 3+2, 7/4 as 4+3) oom at each group's start, pah on its other
   beats.
-Chords never cross the melody's last bar line; a span without a chord (N.C.) stays silent.
+Chords never cross the melody's last bar line; a span without a chord (N.C.) stays silent; a
+pickup is played alone (the accompaniment comes in on the first bar line the melody reaches).
 """
 
 from __future__ import annotations
@@ -99,16 +100,27 @@ def chord_symbols(melody: Melody, spans: Sequence[Span]) -> list[tuple[int, int,
 
 
 def _clipped(melody: Melody, spans: Sequence[Span]) -> list[tuple[int, int, Chord | None]]:
-    """(start, end, chord) of each span inside the melody's bars; empty ones dropped."""
-    total = melody.total_steps
+    """(start, end, chord) of each span inside the melody's bars, from ``_entry``; empty ones dropped."""
+    total, first = melody.total_steps, _entry(melody)
     out = []
     for start, duration, chord in sorted(spans, key=lambda s: s[0]):
-        lo, hi = max(0, int(start)), min(total, int(start) + int(duration))
+        lo, hi = max(first, int(start)), min(total, int(start) + int(duration))
         if out and lo < out[-1][1]:  # overlapping spans: the later chord takes over
             out[-1] = (out[-1][0], lo, out[-1][2])
         if hi > lo:
             out.append((lo, hi, chord))
     return [s for s in out if s[1] > s[0]]
+
+
+def _entry(melody: Melody) -> int:
+    """Where the accompaniment comes in: the first bar line at or after the melody's first note,
+    so a pickup (an upbeat, bars of rest) is played alone as musicians do; the first note when no
+    bar line follows it."""
+    if not melody.notes:
+        return 0
+    onset = melody.notes[0].start
+    later = [b for b in melody.bar_starts[:-1] if b >= onset]
+    return later[0] if later else onset
 
 
 def _ceiling(melody: Melody, ends: list[int], start: int, end: int) -> int:
