@@ -18,15 +18,17 @@ TUNE = [(0, 67), (1, 72), (2, 71), (3, 72), (4, 74), (5, 76), (6, 74), (7, 72), 
         (12, 72)]  # (quarter, pitch): a G-major-ish line in C, ending on the tonic
 
 
-def write_tune(path: Path, bpm: float = 100.0, program: int = 73, meter=(4, 4), name: str = "Flute") -> Path:
-    """A one-track tune in quarter notes, as a user's file would come (pretty_midi, 220 ticks a quarter)."""
+def write_tune(path: Path, bpm: float = 100.0, program: int = 73, meter=(4, 4), name: str = "Flute", rest: int = 0) -> Path:
+    """A one-track tune in quarter notes, as a user's file would come (pretty_midi, 220 ticks a
+    quarter), after ``rest`` quarters of silence."""
     pm = pretty_midi.PrettyMIDI(resolution=220, initial_tempo=bpm)
     pm.time_signature_changes.append(pretty_midi.TimeSignature(*meter, 0))
     pm.key_signature_changes.append(pretty_midi.KeySignature(0, 0))
     inst = pretty_midi.Instrument(program, name=name)
     q = 60.0 / bpm
     for i, p in TUNE:
-        inst.notes.append(pretty_midi.Note(velocity=90, pitch=p, start=i * q, end=(i + 1) * q if i < 12 else 16 * q))
+        end = (i + 1) * q if i < 12 else 16 * q
+        inst.notes.append(pretty_midi.Note(velocity=90, pitch=p, start=(rest + i) * q, end=rest * q + end))
     pm.instruments.append(inst)
     path.parent.mkdir(parents=True, exist_ok=True)
     pm.write(str(path))
@@ -65,6 +67,20 @@ def test_one_file_gets_melody_chords_and_bass(tmp_path: Path, monkeypatch):
     melody = read_melody(src)
     for start, _, chord in triad_baseline(melody):  # block style: each baseline chord held from its start
         assert {pc for t, pc in chord_tones if abs(t - start * 0.05) < 1e-6} == set(chord.tones())
+
+
+@pytest.mark.parametrize("rest", [3, 8, 11])  # a pickup, two empty bars, both
+def test_the_melody_keeps_its_timing_after_silence(tmp_path: Path, rest: int):
+    src = write_tune(tmp_path / "late.mid", rest=rest)
+    res = run(src, "--model", "triads", "--out", tmp_path / "o.mid")
+    assert res.exit_code == 0, res.output
+    pm, before = pretty_midi.PrettyMIDI(str(tmp_path / "o.mid")), pretty_midi.PrettyMIDI(str(src))
+    assert [(round(n.start, 3), n.pitch) for n in pm.instruments[0].notes] == \
+        [(round(n.start, 3), n.pitch) for n in before.instruments[0].notes]
+    bar = 4 * 0.6
+    first_bar_line = -(-rest // 4) * bar
+    assert min(n.start for i in pm.instruments[1:] for n in i.notes) == pytest.approx(first_bar_line)
+    assert round(pm.get_end_time() / bar, 6) % 1 == 0  # ends on a bar line
 
 
 def test_the_input_is_never_overwritten_and_force_is_needed(tmp_path: Path):

@@ -141,20 +141,22 @@ def _harmonize(jobs, out_dir: Path | None, track, rate, style, program, programs
             shown = dst.relative_to(out_dir).as_posix()  # the name in DIR, as in OUT
             click.echo(f"{printable(shown)}: skipped: {printable(getattr(e, 'reason', None) or e)}")
             continue
-        readable.append((src, dst, r, program if program is not None else _source_program(src, r.track)))
+        source_program, lead_in = _source_track(src, r)
+        melody = _with_lead_in(r.melody, lead_in)
+        readable.append((src, dst, melody, program if program is not None else source_program))
         if many and n % 100 == 0:
             click.echo(f"read {n}/{len(jobs)} files", err=True)
     if not readable:
         raise CorpusError(f"no readable MIDI file among the {len(jobs)} given: every file was skipped (reasons above)")
     written = 0
-    readable.sort(key=lambda job: job[2].melody.total_steps)  # similar lengths batch together (less padding)
+    readable.sort(key=lambda job: job[2].total_steps)  # similar lengths batch together (less padding)
     for lo in range(0, len(readable), CHUNK):
         chunk = readable[lo:lo + CHUNK]
-        for (src, dst, r, prog), spans in zip(chunk, harmonizer([r.melody for _, _, r, _ in chunk], rate)):
-            _write(dst, r.melody, spans, style, prog, programs, musicxml, force)
+        for (src, dst, melody, prog), spans in zip(chunk, harmonizer([m for _, _, m, _ in chunk], rate)):
+            _write(dst, melody, spans, style, prog, programs, musicxml, force)
             written += 1
             if not many:
-                click.echo(f"wrote {printable(dst)}: {len(spans)} chords over {r.melody.n_bars} bars ({_rate_shown(r.melody, spans)})")
+                click.echo(f"wrote {printable(dst)}: {len(spans)} chords over {melody.n_bars} bars ({_rate_shown(melody, spans)})")
         if many:
             click.echo(f"harmonized {written}/{len(readable)} files", err=True)
     if many:
@@ -194,17 +196,41 @@ def _rate_shown(melody, spans) -> str:
     return f"{len(spans) / max(1, melody.n_bars):.2g} a bar"
 
 
-def _source_program(path: Path, label: str) -> int:
-    """The General MIDI program of the track the reader took as melody (0 when not found)."""
+def _source_track(path: Path, report) -> tuple[int, int]:
+    """(General MIDI program, grid steps of silence before the first note) of the track the
+    reader took as melody; (0, 0) when it is not found. The reader starts a melody at the bar
+    of its first note; the silence lets the output keep the input's timing."""
     from symusic import Score
 
+    from composer.music.melody import PITCH_MAX, PITCH_MIN, STEPS_PER_QUARTER
     from composer.music.midi_write import clean_text
 
     try:
-        tracks = Score(str(path)).tracks
-    except Exception:  # read once already; a second parse failing leaves the default
-        return 0
-    for i, t in enumerate(tracks):
+        score = Score(str(path))
+    except Exception:  # read once already; a second parse failing leaves the defaults
+        return 0, 0
+    label = report.track
+    for i, t in enumerate(score.tracks):
         if len(t.notes) and (clean_text(t.name) == label or (not clean_text(t.name) and label == f"track {i + 1}")):
-            return int(t.program)
-    return 0
+            arr = t.notes.numpy()
+            onsets = arr["time"][(arr["pitch"] >= PITCH_MIN) & (arr["pitch"] <= PITCH_MAX)]
+            first = int(onsets.min()) * STEPS_PER_QUARTER / score.ticks_per_quarter if len(onsets) else 0.0
+            notes = report.melody.notes
+            return int(t.program), max(0, round(first) - (notes[0].start if notes else 0))
+    return 0, 0
+
+
+def _with_lead_in(melody, steps: int):
+    """The melody after ``steps`` of silence when they are whole bars of its first meter (the
+    empty bars the reader left out), else the melody as read."""
+    from dataclasses import replace
+
+    from composer.music.melody import Note
+
+    bar = melody.time_signature.bar_steps
+    if steps <= 0 or steps % bar or not melody.notes:
+        return melody
+    k = steps // bar
+    return replace(melody, notes=tuple(Note(n.start + steps, n.duration, n.pitch) for n in melody.notes),
+                   n_bars=melody.n_bars + k, meter_changes=tuple((b + k, m) for b, m in melody.meter_changes),
+                   key_changes=tuple((b + k, x) for b, x in melody.key_changes))
