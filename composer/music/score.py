@@ -212,7 +212,7 @@ def score_to_voices(score, title: str, voices: tuple[str, ...] = VOICES) -> tupl
     """Each named part of a score (part name or id, any case: e.g. Soprano Alto Tenor Bass) on
     the first one's grid: the first converted exactly as ``score_to_melody(prefer_part=voices[0])``,
     the others with its meter, bar lines, pickup, key and tempo. MusicError when a voice is
-    missing or does not fit that grid (other repeats, notes before the first voice's first bar)."""
+    missing or does not fit that grid (other repeats, starting or ending in another bar)."""
     parts = [_part_for(score, voices[0])]
     for name in voices[1:]:
         found = [p for p in score.parts if (p.partName or str(p.id) or "").strip().lower() == name.lower()]
@@ -260,8 +260,11 @@ def _convert_parts(score, title: str, parts: list, meters: set[str] | None) -> t
             raise MusicError(f"no notes in part {other.partName or other.id}")
     bar = meter.bar_steps
     cut = lines[0][0][0] // bar * bar  # whole empty bars before the first note go (as the MIDI reader does)
-    if min(line[0][0] for line in lines) < cut:
-        raise MusicError(f"a part starts before {parts[0].partName}'s first bar")
+    # The MIDI reader puts bar 1 where a track's first note is and ends it with its last: a voice
+    # starting or ending in another bar than the first would be read on shifted bar lines.
+    bounds = [(line[0][0] // bar, -(-line[-1][1] // bar)) for line in lines]
+    if any(b != bounds[0] for b in bounds):
+        raise MusicError(f"the parts start or end in different bars (first and last bars {sorted(set(bounds))})")
     key, info["key_analysed"] = _key_of(flat, score, lo)
     tempo = _tempo_of(score)
     out = []
