@@ -15,6 +15,7 @@ from composer.music.keys import Key
 from composer.music.melody import Melody
 from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
+from composer.generate.endings import better_endings, free_last_bar
 from composer.generate.sample import Generated, Sampler, SamplingConfig
 from composer.generate.structure import Literal, repeat_plan
 from composer.tokens.tokenizer import Tokenizer
@@ -50,8 +51,9 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
     letter is sampled with the state carried on and a letter seen before repeats its section
     (``composer.generate.structure.repeat_plan``: a pickup bar becomes a lead-in, and with
     ``vary`` the last bar is new and always differs from the original's)."""
-    s = Sampler(model, tokenizer, num, plan.sampling, generator,
-                total_bars=(plan.prime.n_bars if plan.prime is not None else 0) + plan.bars)
+    total = (plan.prime.n_bars if plan.prime is not None else 0) + plan.bars
+    s = Sampler(model, tokenizer, num, plan.sampling, generator, total_bars=total)
+    body: list[int] = []
     if plan.prime is not None:
         p = plan.prime
         body = tokenizer.encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
@@ -66,7 +68,8 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         raise ComposerError(f"{len(plan.structure)} bar plans for {num} melodies")
     if not plan.form:
         s.sample_bars(plan.bars, final=True, plans=plan.structure)
-        return s.results()
+        free = [free_last_bar(p) for p in plan.structure] if plan.structure is not None else None
+        return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), free)
     size = plan.bars // len(plan.form)
     bar_steps = np.broadcast_to(np.asarray(s.grammar.bar_len), (num,))
     sections: dict[str, list[list[int]]] = {}
@@ -83,4 +86,6 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
                 s.feed([[s.tables.eos]] * num)
         else:
             s.sample_bars(size, final=last, plans=plans)
-    return s.results()
+    if plan.form.index(plan.form[-1]) < len(plan.form) - 1:
+        return s.results()  # the last section repeats one: its ending is that section's
+    return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body))

@@ -193,11 +193,13 @@ class Sampler:
         self.logits = logits[-1:].expand(self.batch, -1).contiguous()
         self.state = expand_state(state, self.batch)
 
-    def sample_bars(self, n: int, final: bool = True, plans: Sequence[Sequence[int]] | None = None) -> list[list[int]]:
+    def sample_bars(self, n: int, final: bool = True, plans: Sequence[Sequence[int]] | None = None,
+                    guide=None) -> list[list[int]]:
         """Sample ``n`` new bars for every sequence (each starts with a forced ``Bar``); with
         ``final`` the sequences end with EOS, else the next span may follow. ``plans`` (one
         per sequence, see ``composer.generate.structure``) make bars copy or echo earlier bars of the
-        span. Returns each sequence's new tokens, EOS excluded."""
+        span; a ``guide`` (``composer.generate.endings.CadenceGuide``: the same interface) narrows
+        the draws instead. Returns each sequence's new tokens, EOS excluded."""
         g = self._grammar()
         if n < 1:
             raise ComposerError(f"bars must be positive, got {n}")
@@ -207,7 +209,7 @@ class Sampler:
         limit = n * (3 * MAX_BAR_STEPS + 2)  # more tokens than any n bars can hold
         if plans is not None and len(plans) != self.batch:
             raise ComposerError(f"{len(plans)} bar plans for {self.batch} sequences")
-        follow = Follower(plans, self.tables) if plans is not None else None
+        follow = guide if guide is not None else Follower(plans, self.tables) if plans is not None else None
         (self._sample_one if isinstance(g, Grammar1) else self._sample_batch)(g, final, limit, follow)
         return [s[: len(s) - (s[-1] == self.tables.eos)] if s else s for s in self._rows(first)]
 

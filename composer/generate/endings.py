@@ -1,0 +1,176 @@
+"""Ending search: a melody's last bar redrawn until it cadences, the most likely cadence kept.
+
+A length-aware model knows the last bar is the last (``composer.model.lengths``), and taught the
+real ending of a tune it puts the tonic first most of the time; but one free draw of the last bar
+often keeps running in short notes or stops on the 2nd or 5th degree. So, after a batch is
+sampled, every melody whose last bar does not *cadence* has that bar drawn again ``tries`` times
+from the model's own state at its bar line (the bars before are fed back unchanged, in one
+forward pass), and the most likely redraw that cadences replaces it. When no redraw cadences the
+melody keeps its own ending. Every note is still the model's; the search only chooses among its
+endings, as ranking chooses among its melodies.
+
+A last bar **cadences** (``cadences``) when its last note
+
+1. is the tonic of the melody's last key,
+2. starts on a beat of the bar (``TimeSignature.beat_steps``: a quarter in 4/4, a dotted quarter
+   in 6/8), and
+3. lasts at least a quarter note (or the whole bar, in a bar shorter than that).
+
+While a last bar is redrawn, a ``CadenceGuide`` keeps each draw able to cadence: no note starts
+after the last beat a held note fits on, a note on that beat is the tonic, a note that cannot
+cadence ends by that beat, and the bar closes only after a cadence. The model still chooses
+every note within that (rhythm, approach, register), and of the redraws the most likely is kept.
+
+Only bars the plan leaves free are redrawn: not a repeated section's copy, nor a bar that a
+``--form corpus`` plan copies or echoes (their endings are the section's or the plan's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from composer.data.plans import FRESH
+from composer.generate.draw import Generated, SamplingConfig
+from composer.music.melody import STEPS_PER_QUARTER, Melody
+from composer.model.network import MelodyLSTM
+from composer.tokens.tokenizer import DUR, PITCH, POS, Tokenizer
+
+TRIES = 12  # redraws of a last bar that does not cadence
+
+
+def cadences(melody: Melody) -> bool:
+    """True when the melody's last note is the tonic of its last key, on a beat, held a quarter or more."""
+    if not melody.notes:
+        return False
+    last = melody.notes[-1]
+    bar = melody.bar_of(last.start)
+    meter = melody.meter_at(bar)
+    into = last.start - melody.bar_starts[bar]
+    held = min(STEPS_PER_QUARTER, melody.bar_starts[bar + 1] - melody.bar_starts[bar])
+    return ((last.pitch - melody.last_key.tonic) % 12 == 0 and into % meter.beat_steps == 0
+            and last.duration >= held)
+
+
+class CadenceGuide:
+    """Narrows the grammar's mask while every row writes one last bar (the Follower interface:
+    ``constrain`` then ``advance``), so that the bar can only close on a cadence.
+
+    ``last`` is the last beat from which a note a quarter long still fits in the bar. A note may
+    start no later; one that starts there must be the tonic; one that cannot cadence (not the
+    tonic, or off the beat) must end by ``last``, so that a cadence still fits after it; and the
+    bar closes only after a cadence."""
+
+    def __init__(self, tokenizer: Tokenizer, rows: int, bar_steps: int, beat_steps: int, tonic: int) -> None:
+        v = tokenizer.vocab
+        self.kinds, self.values = v.kinds, v.values
+        self.pos0, self.pitch0, self.dur0 = v.first(POS), v.first(PITCH), v.first(DUR)
+        self.npos, self.npitch, self.ndur = (int((v.kinds == k).sum()) for k in (POS, PITCH, DUR))
+        pitches = v.values[self.pitch0:self.pitch0 + self.npitch]
+        self.not_tonic = (pitches - tonic) % 12 != 0  # (pitch tokens,)
+        self.beat, self.tonic = beat_steps, tonic
+        self.held = min(STEPS_PER_QUARTER, bar_steps)
+        self.last = (bar_steps - self.held) // beat_steps * beat_steps
+        self.onset = [-1] * rows  # the current note's onset in the bar (-1: none yet)
+        self.pitch = [-1] * rows
+        self.end = [0] * rows  # where the current note ends so far
+        self.free = [False] * rows  # the guide gave up on this row (nothing it allows is left)
+
+    def _can_cadence(self, row: int) -> bool:
+        return (self.onset[row] >= 0 and self.onset[row] % self.beat == 0
+                and (self.pitch[row] - self.tonic) % 12 == 0)
+
+    def constrain(self, blocked, close: int) -> None:
+        """Narrow ``blocked`` (rows, V) in place for every row the guide still leads."""
+        pos, pitch, dur = (slice(a, a + n) for a, n in ((self.pos0, self.npos), (self.pitch0, self.npitch),
+                                                        (self.dur0, self.ndur)))
+        for row in range(blocked.shape[0]):
+            if self.free[row]:
+                continue
+            b = blocked[row]
+            extra = b.copy()
+            cad = self._can_cadence(row)
+            if not (cad and self.end[row] - self.onset[row] >= self.held):
+                extra[close] = True
+            extra[pos][self.last + 1:] = True  # no onset after the last beat a cadence fits on
+            if self.onset[row] == self.last:
+                extra[pitch] |= self.not_tonic  # the note on the last beat is the cadence
+            # Dur_d (index d - 1): a note that cannot cadence ends by the last beat; a cadence
+            # is held a quarter or stops early enough for another one
+            room = self.last - self.end[row]
+            lo = max(room, 0)
+            hi = self.held - (self.end[row] - self.onset[row]) - 1 if cad else self.ndur
+            extra[dur][lo:max(hi, lo)] = True
+            if extra.all():
+                self.free[row] = True
+                continue
+            b[:] = extra
+
+    def advance(self, tok, took=None) -> None:
+        """Note the token each row took (rows where ``took`` is False took none)."""
+        for row, t in enumerate(tok.tolist()):
+            if took is not None and not took[row]:
+                continue
+            kind, value = self.kinds[t], int(self.values[t])
+            if kind == POS:
+                self.onset[row], self.end[row] = value, value
+            elif kind == PITCH:
+                self.pitch[row] = value
+            elif kind == DUR:
+                self.end[row] += value
+
+
+def free_last_bar(structure: Sequence[int] | None) -> bool:
+    """True when a row's bar plan (None: no plan) leaves its last bar to the model."""
+    return structure is None or not len(structure) or structure[-1] == FRESH
+
+
+def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated], sampling: SamplingConfig,
+                   generator: torch.Generator, total_bars: int, prime_tokens: int = 0,
+                   free: Sequence[bool] | None = None, tries: int = TRIES) -> list[Generated]:
+    """``rows`` with each free last bar that does not cadence replaced by the most likely of
+    ``tries`` redraws that does (else kept). ``prime_tokens``: body tokens of a prime at the
+    start of every row (scored as the sampler scored them: not at all); ``total_bars``: the bars
+    of each whole melody (the length codes'). When no redraw of the last bar cadences (a note
+    of the bar before held far into it), the last two bars are redrawn, then the last four."""
+    out = list(rows)
+    bar = tokenizer.vocab.bar
+    for i, row in enumerate(rows):
+        if free is not None and not free[i]:
+            continue
+        melody = tokenizer.decode(row.ids)
+        if cadences(melody):
+            continue
+        body = list(row.ids[3:-1])  # BOS TimeSig Key ... EOS
+        lines = [j for j, t in enumerate(body) if t == bar]  # each bar's Bar token
+        for redraw in (1, 2, 4):  # the last bar; then more (a note held into the last bar)
+            if len(lines) < redraw or lines[-redraw] < prime_tokens:
+                break  # those bars are the prime's: nothing to redraw
+            drawn = _redraw(model, tokenizer, melody, body, lines[-redraw], redraw, sampling, generator,
+                            total_bars, prime_tokens, tries)
+            if drawn:
+                out[i] = min(drawn, key=lambda g: g.nll_nats)
+                break
+    return out
+
+
+def _redraw(model: MelodyLSTM, tokenizer: Tokenizer, melody: Melody, body: list[int], cut: int, bars: int,
+            sampling: SamplingConfig, generator: torch.Generator, total_bars: int, prime_tokens: int,
+            tries: int) -> list[Generated]:
+    """``tries`` draws of the melody's last ``bars`` bars (body tokens from ``cut`` on), the last
+    one guided; those that cadence."""
+    from composer.generate.sample import Sampler
+
+    s = Sampler(model, tokenizer, tries, sampling, generator, total_bars=total_bars)
+    s.start([melody.time_signature], [melody.key])
+    if prime_tokens:
+        s.feed([body[:prime_tokens]] * tries, more_bars=total_bars - body[:prime_tokens].count(tokenizer.vocab.bar))
+        s.reset_likelihood()
+    s.feed([body[prime_tokens:cut]] * tries, more_bars=bars)
+    if bars > 1:
+        s.sample_bars(bars - 1, final=False)
+    meter = melody.meter_at(melody.n_bars - 1)
+    s.sample_bars(1, final=True, guide=CadenceGuide(tokenizer, tries, meter.bar_steps, meter.beat_steps,
+                                                     melody.last_key.tonic))
+    return [g for g in s.results() if cadences(tokenizer.decode(g.ids))]
