@@ -156,3 +156,23 @@ def test_checkpoint_round_trip_and_errors(tiny, tmp_path):
     torch.save({"format": "something else"}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="is not a harmonizer checkpoint"):
         Harmonizer.load(tmp_path / "other.pt")
+
+
+def test_automatic_rate_splits_a_bar_only_where_the_middle_note_needs_it():
+    from composer.harmony.harmonizer import _mix
+
+    # bar 1: C E | G C under C (one chord fits); bar 2: C E | D B (the middle D is not in C)
+    notes = [Note(0, 24, 72), Note(24, 24, 79), Note(48, 24, 72), Note(72, 24, 74)]
+    m = Melody(tuple(notes), TimeSignature(4, 4), Key(0), 2)
+    bars = [(0, 48, Chord(0)), (48, 48, Chord(0))]
+    halves = [(0, 24, Chord(0)), (24, 24, Chord(7)), (48, 24, Chord(0)), (72, 24, Chord(7))]
+    assert _mix(m, bars, halves) == [(0, 48, Chord(0)), (48, 24, Chord(0)), (72, 24, Chord(7))]
+
+
+def test_bass_moves_off_a_parallel_fifth():
+    from composer.harmony.harmonizer import _avoid_parallels
+
+    m = Melody((Note(0, 24, 72), Note(24, 24, 74)), TimeSignature(4, 4), Key(0), 1)
+    before = (0, 24, Chord(5))  # C over F: a fifth
+    assert _avoid_parallels(m, before, 24, Chord(7)) == Chord(7, "maj", 11)  # D over G would be another: G/B
+    assert _avoid_parallels(m, (0, 24, Chord(0)), 24, Chord(7)) == Chord(7)  # C over C, D over G: no parallel
