@@ -144,14 +144,16 @@ def tiny_checkpoint(folder: Path, data: dict) -> Path:
     return save_checkpoint(folder / "tiny.pt", model, extra={"data": data})
 
 
-def record_steps(model, monkeypatch, what: str) -> list[tuple[list[int], list[int]]]:
-    """Record (input ids, the ``what`` codes: 'lengths' or 'keys') of every ``model.step`` call."""
+def record_steps(model, monkeypatch, what: str) -> list[tuple[list[int], list[int] | None]]:
+    """Record (input ids, the ``what`` codes: 'lengths', 'keys' or 'chords') of every ``model.step``
+    call; None where the call passed no codes of that kind (chords: "no chords given")."""
     calls = []
     step = type(model).step
 
-    def recorder(self, ids, state, hints=None, lengths=None, keys=None):
-        calls.append((ids.tolist(), {"lengths": lengths, "keys": keys}[what].tolist()))
-        return step(self, ids, state, hints, lengths, keys)
+    def recorder(self, ids, state, hints=None, lengths=None, keys=None, chords=None):
+        codes = {"lengths": lengths, "keys": keys, "chords": chords}[what]
+        calls.append((ids.tolist(), None if codes is None else codes.tolist()))
+        return step(self, ids, state, hints, lengths, keys, chords=chords)
 
     monkeypatch.setattr(type(model), "step", recorder)
     return calls
