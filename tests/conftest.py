@@ -157,3 +157,11 @@ def record_steps(model, monkeypatch, what: str) -> list[tuple[list[int], list[in
 
     monkeypatch.setattr(type(model), "step", recorder)
     return calls
+
+
+def no_ending_search(monkeypatch) -> None:
+    """generate() without the ending search (composer.generate.endings): each melody as first drawn,
+    so a test can match the inputs fed while sampling against the final tokens."""
+    import composer.generate.plan as plan
+
+    monkeypatch.setattr(plan, "better_endings", lambda model, tokenizer, rows, *a, **k: rows)

@@ -82,11 +82,11 @@ def test_windows_carry_their_hints_transposed_with_the_tokens():
     tokens, hint = flatten(seqs), flatten([hints(s, VOCAB) for s in seqs])
     plain = WindowSampler(tokens, 16, 4, seed=2, hints=hint, vocab=VOCAB)
     plan = plain.plan(0)
-    x, y, h, _, _ = plain.batch(plan, 1)
+    x, y, h, _, _, _ = plain.batch(plan, 1)
     at = plan.offsets[1, 0].unsqueeze(1) + torch.arange(16)
     assert torch.equal(h, hint[at]) and torch.equal(x, tokens[at])
     moved = WindowSampler(tokens, 16, 4, seed=2, hints=hint, max_shift=5, vocab=VOCAB)
-    xm, _, hm, _, _ = moved.batch(plan, 1)
+    xm, _, hm, _, _, _ = moved.batch(plan, 1)
     shift = Transposer(5, VOCAB).shifts(x, plan.draws[1, 0]) + 5
     table = Transposer(5, VOCAB).tables
     b, tok = split_hints(h, V)

@@ -91,8 +91,8 @@ def test_windows_tile_the_tokens_and_shard_by_rank() -> None:
     assert not torch.equal(plan.offsets, shards[0].plan(1).offsets)
     starts = plan.offsets.flatten()
     assert len(set(starts.tolist())) == starts.numel() and bool(((starts - starts[0]) % 9 == 0).all())
-    x0, y0, h0, c0, _ = shards[0].batch(plan, 2)
-    x1, _, _, _, _ = shards[1].batch(plan, 2)
+    x0, y0, h0, c0, _, _ = shards[0].batch(plan, 2)
+    x1, _, _, _, _, _ = shards[1].batch(plan, 2)
     assert h0 is None and c0 is None
     assert torch.equal(x0[:, 1:], y0[:, :-1]) and x0.shape == (4, 9)
     assert torch.equal(x0[:, 0], plan.offsets[2, 0]) and torch.equal(x1[:, 0], plan.offsets[2, 1])

@@ -172,6 +172,8 @@ def _opt(name: str, help: str, **kw):
 @_opt("copy_hints", "Feed the LSTM the melody's own longest earlier match.")
 @_opt("length_aware", "Feed the network the bars left to the end, so it learns to end a piece.")
 @_opt("key_aware", "Feed the network the key in effect at every token, so it can end on the tonic.")
+@_opt("chord_aware", "Feed the network the chord at every token (four-part files' own, else the shipped harmonizer's), so it can write melodies over chords.")
+@_opt("chord_dropout", "Share of windows trained without their chords (so the model also writes melodies without).")
 @_opt("init", "Start from this checkpoint's weights ('shipped': the shipped model) instead of random ones; same network shape.",
       show_default=False, metavar="CHECKPOINT")
 @_opt("track", "The melody track of every file, by name or number (1 = the first track with notes) [default: chosen per file].",

@@ -97,6 +97,10 @@ class ModelConfig:
     # knows the tonic to end on hundreds of tokens after the Key token. False here, as every
     # config written before it existed means; training turns it on (TrainConfig.key_aware).
     key_aware: bool = False
+    # Also read a chord code per step (composer.model.chordcodes): the chord sounding, relative to
+    # the key, or "no chords given", so one model writes melodies over chords and without them.
+    # False here, as every config written before it existed means.
+    chord_aware: bool = False
 
     # Generous but sane: a checkpoint's config is checked against these before anything is built,
     # so a crafted one cannot make the loader allocate or loop without end. Token ids are int16 in
@@ -105,7 +109,7 @@ class ModelConfig:
                                           "hidden_size": Limit(1, 8192), "num_layers": Limit(1, 16),
                                           "dropout": FRACTION}
     _INTS: ClassVar[tuple[str, ...]] = ("vocab_size", "embed_size", "hidden_size", "num_layers")
-    _FLAGS: ClassVar[tuple[str, ...]] = ("tie_weights", "copy_hints", "length_aware", "key_aware")
+    _FLAGS: ClassVar[tuple[str, ...]] = ("tie_weights", "copy_hints", "length_aware", "key_aware", "chord_aware")
     CELLS: ClassVar[tuple[str, ...]] = ("lstm", "gru", "rnn")  # a Choice: the CLI's click.Choice reads it
 
     def __post_init__(self) -> None:
@@ -126,9 +130,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """From a checkpoint's ``model_config``; one written before copy hints existed has none,
-        one written before the cell option is an LSTM, one before length codes is not length-aware, one before key codes not key-aware."""
+        one written before the cell option is an LSTM, one before length codes is not length-aware, one before key codes not key-aware, one before chord codes not chord-aware."""
         if not isinstance(d, dict):
             raise ModelError(f"the model config is a {type(d).__name__}, not a table of sizes")
         names = {f.name for f in fields(cls)}
-        d = {"copy_hints": False, "cell": "lstm", "length_aware": False, "key_aware": False, **d}
+        d = {"copy_hints": False, "cell": "lstm", "length_aware": False, "key_aware": False, "chord_aware": False, **d}
         return cls(**{k: v for k, v in d.items() if k in names})

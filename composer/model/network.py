@@ -28,6 +28,7 @@ from torch import nn
 from composer.errors import ModelError
 from composer.model.config import ModelConfig
 from composer.model.hints import BUCKETS, split_hints
+from composer.model import chordcodes as C
 from composer.model import keycodes as K
 from composer.model import lengths as L
 
@@ -65,6 +66,8 @@ class MelodyLSTM(nn.Module):
             self.phrase_embed = nn.Embedding(L.PHRASES, cfg.embed_size)
         if cfg.key_aware:
             self.key_embed = nn.Embedding(K.CODES, cfg.embed_size)
+        if cfg.chord_aware:
+            self.chord_embed = nn.Embedding(C.CODES, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
         # Named ``lstm`` for every cell: the checkpoints' weight names (lstm.weight_ih_l0 ...).
         kw = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
@@ -81,9 +84,11 @@ class MelodyLSTM(nn.Module):
         self._fused: list[tuple[torch.Tensor, ...]] | None = None
 
     def forward(self, ids: torch.Tensor, state: State | None = None, hints: torch.Tensor | None = None,
-                lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+                lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None,
+                chords: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """ids (B, T) -> logits (B, T, V), new state; ``hints`` (B, T) with ``copy_hints``,
-        ``lengths`` (B, T) length codes with ``length_aware``, ``keys`` (B, T) key codes with ``key_aware``."""
+        ``lengths`` (B, T) length codes with ``length_aware``, ``keys`` (B, T) key codes with ``key_aware``,
+        ``chords`` (B, T) chord codes with ``chord_aware`` (None: no chords given)."""
         x = self.embed(ids)  # (B, T, E)
         if self.cfg.copy_hints:
             x = x + self._hint_embed(self._need(hints))
@@ -91,6 +96,8 @@ class MelodyLSTM(nn.Module):
             x = x + self._length_embed(self._need_lengths(lengths))
         if self.cfg.key_aware:
             x = x + self.key_embed(self._need_keys(keys))
+        if self.cfg.chord_aware:
+            x = x + self.chord_embed(chords if chords is not None else torch.full_like(ids, C.NO_CHORDS))
         x = self.drop(x)
         if self.cfg.cell == "lstm":
             y, state = self.lstm(x, state)  # (B, T, H)
@@ -142,7 +149,8 @@ class MelodyLSTM(nn.Module):
         With copy hints a last entry holds one table more: each hint's (bucket * V + token) input
         gates (a few MB; one row lookup per step instead of five small ops). With length codes a
         last entry holds each code's (bucket * PHRASES + phrase) input gates (L.CODES rows); with
-        key codes a last entry holds each key code's input gates (K.CODES rows)."""
+        key codes a last entry holds each key code's input gates (K.CODES rows); with chord codes a
+        last entry holds each chord code's (C.CODES rows)."""
         if self._fused is None or self.training:
             out: list[tuple[torch.Tensor, ...]] = []
             gru = self.cfg.cell == "gru"
@@ -167,6 +175,8 @@ class MelodyLSTM(nn.Module):
                 out.append((both.reshape(-1, both.shape[-1]) @ self.lstm.weight_ih_l0.t(),))
             if self.cfg.key_aware:
                 out.append((self.key_embed.weight @ self.lstm.weight_ih_l0.t(),))
+            if self.cfg.chord_aware:
+                out.append((self.chord_embed.weight @ self.lstm.weight_ih_l0.t(),))
             if self.training:
                 return out
             self._fused = out
@@ -182,14 +192,20 @@ class MelodyLSTM(nn.Module):
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, state: State, hints: torch.Tensor | None = None,
-             lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+             lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None,
+             chords: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """One token per sequence: ids (B,) -> logits (B, V), new state; ``hints`` (B,) with
-        ``copy_hints``, ``lengths`` (B,) with ``length_aware``, ``keys`` (B,) with ``key_aware``.
-        Eval mode only."""
+        ``copy_hints``, ``lengths`` (B,) with ``length_aware``, ``keys`` (B,) with ``key_aware``,
+        ``chords`` (B,) with ``chord_aware`` (None: no chords given). Eval mode only."""
         layers, extra = self.fused_weights(), None
+        if self.cfg.chord_aware:
+            layers, (by_chord,) = layers[:-1], layers[-1]
+            extra = (by_chord.index_select(0, chords) if chords is not None
+                     else by_chord[C.NO_CHORDS].expand(ids.shape[0], -1).clone())
         if self.cfg.key_aware:  # the extra input gates: a row of the key table (+ the length code's, the hint's)
             layers, (by_key,) = layers[:-1], layers[-1]
-            extra = by_key.index_select(0, self._need_keys(keys))
+            rows = by_key.index_select(0, self._need_keys(keys))
+            extra = rows if extra is None else extra.add_(rows)
         if self.cfg.length_aware:
             layers, (by_code,) = layers[:-1], layers[-1]
             rows = by_code.index_select(0, self._need_lengths(lengths))

@@ -115,14 +115,18 @@ def sequence_nlls(model, tokenizer: Tokenizer, seqs: Sequence[np.ndarray], devic
 
 @torch.no_grad()
 def run_span(model, ids: Sequence[int], state, hints: Sequence[int] | None = None, chunk: int = 2048,
-             lengths: Sequence[int] | None = None, keys: Sequence[int] | None = None):
+             lengths: Sequence[int] | None = None, keys: Sequence[int] | None = None,
+             chords: Sequence[int] | None = None):
     """Feed one sequence's tokens from ``state`` in forward passes of ``chunk`` tokens:
     (logits (T, V), new state); ``hints`` (T,) for a model that reads copy hints, ``lengths``
-    (T,) length codes for a length-aware one, ``keys`` (T,) key codes for a key-aware one."""
+    (T,) length codes for a length-aware one, ``keys`` (T,) key codes for a key-aware one,
+    ``chords`` (T,) chord codes for a chord-aware one (None: no chords given)."""
     x = torch.tensor(list(ids), dtype=torch.long)[None]  # (1, T)
     h = torch.tensor(list(hints), dtype=torch.long)[None] if hints is not None else None
     c = torch.tensor(list(lengths), dtype=torch.long)[None] if lengths is not None else None
     k = {} if keys is None else {"keys": torch.tensor(list(keys), dtype=torch.long)[None]}
+    if chords is not None:
+        k["chords"] = torch.tensor(list(chords), dtype=torch.long)[None]
     parts = []
     for a in range(0, x.shape[1], chunk):
         out, state = model(x[:, a:a + chunk], state, hints=None if h is None else h[:, a:a + chunk],

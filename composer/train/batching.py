@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from composer.errors import TrainingError
-from composer.model import keycodes
+from composer.model import chordcodes, keycodes
 from composer.model.hints import split_hints
 from composer.music.melody import PITCH_MAX, PITCH_MIN
 from composer.tokens.tokenizer import PITCH, Vocab
@@ -99,6 +99,7 @@ class EpochPlan:
 
     offsets: torch.Tensor  # start of each window in the flat tensor
     draws: torch.Tensor  # uniform [0, 1) per window, picks its transposition
+    no_chords: torch.Tensor | None = None  # per window: True = trained without its chords
 
     @property
     def steps(self) -> int:
@@ -113,6 +114,7 @@ class Batch(NamedTuple):
     hints: torch.Tensor | None  # the inputs' copy hints, or None
     lengths: torch.Tensor | None  # the inputs' length codes, or None
     keys: torch.Tensor | None  # the inputs' key codes (transposed with the window), or None
+    chords: torch.Tensor | None = None  # the inputs' chord codes (relative to the key: never transposed), or None
 
 
 class WindowSampler:
@@ -121,7 +123,10 @@ class WindowSampler:
     def __init__(self, tokens: torch.Tensor, seq_len: int, batch_size: int, *, seed: int = 0,
                  max_shift: int = 0, world: int = 1, rank: int = 0, device: torch.device | str = "cpu",
                  hints: torch.Tensor | None = None, vocab: Vocab | None = None,
-                 lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None) -> None:
+                 lengths: torch.Tensor | None = None, keys: torch.Tensor | None = None,
+                 chords: torch.Tensor | None = None, chord_dropout: float = 0.0) -> None:
+        """``chords``: each token's chord code; a window sees them with probability 1 - ``chord_dropout``,
+        else "no chords given" throughout (composer.model.chordcodes)."""
         if max_shift > 0 and vocab is None:
             raise TrainingError("transposing windows needs the vocabulary (vocab=tokenizer.vocab)")
         if tokens.numel() < seq_len + 2:
@@ -136,6 +141,10 @@ class WindowSampler:
         self.hints = hints.to(device) if hints is not None else None
         self.lengths = lengths.to(device) if lengths is not None else None
         self.keys = keys.to(device) if keys is not None else None
+        if chords is not None and chords.shape != tokens.shape:
+            raise TrainingError(f"{chords.numel()} chord codes for {tokens.numel()} tokens: compute one code per token")
+        self.chords = chords.to(device) if chords is not None else None
+        self.chord_dropout = chord_dropout
         self.seq_len, self.batch_size = seq_len, batch_size
         self.seed, self.world, self.rank = seed, world, rank
         self.device = torch.device(device)
@@ -164,7 +173,8 @@ class WindowSampler:
             order = torch.cat([order, extra])
         offsets = order[:need].view(self.steps_per_epoch, self.world, self.batch_size)
         draws = torch.rand(offsets.shape, generator=g)
-        return EpochPlan(offsets, draws)
+        drop = torch.rand(offsets.shape, generator=g) < self.chord_dropout if self.chords is not None else None
+        return EpochPlan(offsets, draws, drop)
 
     def batch(self, plan: EpochPlan, step: int) -> Batch:
         """The windows of this rank at ``step``: inputs, targets, and the inputs' hints, length
@@ -175,10 +185,14 @@ class WindowSampler:
         hint = self.hints[at[:, :-1]] if self.hints is not None else None
         code = self.lengths[at[:, :-1]] if self.lengths is not None else None  # bars left: no pitch in them
         key = self.keys[at[:, :-1]] if self.keys is not None else None
+        chord = self.chords[at[:, :-1]] if self.chords is not None else None
+        if chord is not None and plan.no_chords is not None:
+            off_rows = plan.no_chords[step, self.rank].to(self.device).unsqueeze(1)
+            chord = chord.masked_fill(off_rows, chordcodes.NO_CHORDS)
         if self.transposer is not None:
             u = plan.draws[step, self.rank].to(self.device, non_blocking=True)
             shift = self.transposer.shifts(win, u)  # (B,) semitones
             win, hint = self.transposer.move(win, shift, hint)
             if key is not None:
                 key = keycodes.transpose(key, shift.unsqueeze(1))
-        return Batch(win[:, :-1], win[:, 1:], hint, code, key)
+        return Batch(win[:, :-1], win[:, 1:], hint, code, key, chord)

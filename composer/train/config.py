@@ -37,6 +37,12 @@ class TrainConfig:
     # Feed the network the key in effect at every token (composer.model.keycodes), shifted with
     # each window's transposition, so it can end on the tonic. On for new runs, like length_aware.
     key_aware: bool = True
+    # Feed the network the chord sounding at every token (composer.model.chordcodes): a four-part
+    # file's own harmony, else the shipped harmonizer's chords (composer.train.chords), so the model
+    # also writes melodies over chords (`compose generate --chords`). A window sees its chords
+    # with probability 1 - chord_dropout, else none, so the same model serves plain generation.
+    chord_aware: bool = False
+    chord_dropout: float = 0.5
     # A checkpoint to start from instead of random weights ('shipped': the shipped model): the same
     # network shape; token rows matched by name, new inputs start silent (composer.train.warmstart).
     init: str | None = None
@@ -72,6 +78,7 @@ class TrainConfig:
         "weight_decay": Limit(0), "warmup_steps": Limit(0), "min_lr_ratio": Limit(0, 1), "clip": POSITIVE,
         "epochs": AT_LEAST_1, "max_minutes": Limit(0), "patience": AT_LEAST_1, "val_fraction": Limit(0.05, 0.5),
         "max_transpose": Limit(0, 12), "workers": AT_LEAST_1, "threads": AT_LEAST_1, "log_every": AT_LEAST_1,
+        "chord_dropout": Limit(0, 1),
         "seed": Limit(0, 2**63 - 1),  # torch's seeds: sub-seeds are derived modulo 2**63 (batching.sub_seed)
     }
 
@@ -94,7 +101,7 @@ class TrainConfig:
         return ModelConfig(vocab_size=vocab_size, embed_size=self.embed, hidden_size=self.hidden,
                            num_layers=self.layers, dropout=self.dropout, tie_weights=self.tie,
                            copy_hints=self.copy_hints, cell=self.cell, length_aware=self.length_aware,
-                           key_aware=self.key_aware)
+                           key_aware=self.key_aware, chord_aware=self.chord_aware)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,6 +29,7 @@ from composer.model.network import MelodyLSTM
 from composer.model.scoring import SequenceScore, make_score, sequence_nlls
 from composer.tokens.tokenizer import Tokenizer
 from composer.train.batching import WindowSampler, flatten, sub_seed, window_length
+from composer.train.data import DataSplit
 from composer.train.config import TrainConfig
 from composer.train.data import DataSplit
 from composer.train.runs import RunFolder, rng_state, set_rng_state
@@ -93,7 +94,8 @@ class Trainer:
                                      max_shift=cfg.max_transpose if cfg.augment else 0, world=world, rank=rank,
                                      device=device, hints=flatten([hints(s, v) for s in train_ids]) if cfg.copy_hints else None,
                                      vocab=v, lengths=flatten([codes(s, v) for s in train_ids]) if cfg.length_aware else None,
-                                     keys=flatten([keycodes.codes(s, v) for s in train_ids]) if cfg.key_aware else None)
+                                     keys=flatten([keycodes.codes(s, v) for s in train_ids]) if cfg.key_aware else None,
+                                     chords=self._chords(split) if cfg.chord_aware else None, chord_dropout=cfg.chord_dropout)
         self.val_ids = [np.asarray(f.ids, dtype=np.int64) for f in split.val]
         self.val_totals = make_score([0.0] * len(self.val_ids), self.val_ids, tokenizer)
         self.total_steps = cfg.epochs * self.sampler.steps_per_epoch
@@ -104,6 +106,13 @@ class Trainer:
         self.part = {"loss_sum": 0.0, "n": 0, "seconds": 0.0}  # the current epoch so far
         self.history: list[dict] = []
         torch.manual_seed(sub_seed(cfg.seed, 7919, rank + 1))  # dropout masks: reproducible, different per rank
+
+    def _chords(self, split: DataSplit) -> torch.Tensor:
+        """Every training token's chord code (composer.train.chords), with progress."""
+        from composer.train.chords import chord_codes
+
+        step = lambda d, t: self.progress.message(f"chords of the training tunes: {d}/{t}") if self.rank == 0 and d == t else None  # noqa: E731
+        return flatten(chord_codes(self.cfg.data, split.train, self.tokenizer, step))
 
     # -- state ---------------------------------------------------------------------------------
     def restore(self, state: RunState) -> None:
@@ -191,12 +200,12 @@ class Trainer:
         n_acc, t_log = 0, time.perf_counter()
         tokens = cfg.batch_size * self.sampler.seq_len * self.world
         while self.step < plan.steps:
-            x, y, h, c, k = self.sampler.batch(plan, self.step)
+            x, y, h, c, k, ch = self.sampler.batch(plan, self.step)
             lr = self._lr()
             for g in self.opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits, _ = self.net(x, hints=h, lengths=c, keys=k)  # (B, T, V)
+                logits, _ = self.net(x, hints=h, lengths=c, keys=k, chords=ch)  # (B, T, V)
             loss = F.cross_entropy(logits.reshape(-1, v).float(), y.reshape(-1))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
