@@ -118,6 +118,13 @@ def _claim(outdir: Path, stem: str, suffixes: list[str], write_mid) -> Path:
 @click.option("--section-bars", type=click.IntRange(1, rq.MAX_BARS), default=None, help="Bars per --form section [default: --bars / sections, else 4].")
 @click.option("--vary", is_flag=True, help="With --form: a repeated section gets a new last bar.")
 @click.option("--max-copy", type=click.IntRange(0), default=_REQ["max_copy"], show_default=True, help="Resample melodies that copy more than N notes of a training tune (0 = off).")
+@click.option("--chords", default=None, metavar="CHORDS", help="Write the melody over these chords, one a bar, repeated to fill --bars "
+              "(\"Am F C G\"; with | between bars, a bar's chords share it: \"Am F | C G\"); also writes Chords and Bass tracks.")
+@click.option("--accompany", is_flag=True, help="Add Chords and Bass tracks: the harmonizer's chords for each melody (or the --chords).")
+@click.option("--style", type=click.Choice(["block", "arpeggio", "oom-pah"]), default="block", show_default=True,
+              help="Accompaniment pattern: the chord held, broken in eighths, or bass and chord on alternate beats.")
+@click.option("--chords-program", type=PROGRAM, default="0", show_default=True, help="General MIDI instrument of the Chords track.")
+@click.option("--bass-program", type=PROGRAM, default="32", show_default=True, help="General MIDI instrument of the Bass track.")
 @click.option("--out", type=click.Path(dir_okay=False), help="MIDI file to write (with --num > 1: _01, _02 ... appended); a file name, not a folder (for a folder: --outdir).")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("outputs"), show_default=True, help="Folder for generated files.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
@@ -237,7 +244,8 @@ def _write(results, req, out_paths, outdir: Path, suffixes: list[str], force: bo
                 if mel.n_bars > LONG_BARS:
                     click.echo(f"writing {mid.with_suffix(s).name} ({mel.n_bars} bars) ...", err=True)
                 if s == ".musicxml":
-                    written.append(render.write_musicxml(mel, mid.with_suffix(s), force=force, program=r.program))
+                    written.append(render.write_musicxml(mel, mid.with_suffix(s), force=force, program=r.program,
+                                                         chords=r.chord_symbols()))
                 elif s == ".wav":
                     written.append(render.write_wav(mid, mid.with_suffix(s), force=force, seconds=render.melody_seconds(mel),
                                                     tail=wav_tail))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,6 +22,7 @@ from composer import __version__
 from composer.errors import ComposerError, RequestError
 from composer.generate.request import (MAX_PIECE_BARS, GenerateRequest, check_range_in_key, check_size,
                                        keys_for_range, transpose_to)
+from composer.generate.result import Result
 from composer.generate.seeds import seeded_generator
 from composer.model.bundle import ModelBundle, load_bundle
 from composer.music.keys import Key
@@ -34,51 +35,6 @@ COMMON_METERS = ("4/4", "3/4", "2/4", "6/8")  # choices for a model that records
 LONG_PRIME_BARS = 32  # a whole prime longer than this gets a remark pointing at prime_bars
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 Note = Callable[[str], None]  # a one-line remark for the user (a front end shows it)
-
-
-@dataclass(frozen=True)
-class Result:
-    """One generated melody, ranked among its batch."""
-
-    melody: Melody  # with its tempo and title
-    bits_per_note: float  # the model's surprise at it (temperature 1): lower = more typical
-    rank: int  # 1 = most likely of its batch
-    seed: int  # the batch's seed
-    program: int  # General MIDI instrument of its track
-    text: str  # the settings, stored in the MIDI file
-    longest_copy: int | None = None  # notes shared with a training tune (None: not checked)
-    resampled: bool = False  # replaced because an earlier draw copied a training tune
-    prime_bars: int = 0  # bars at the start that are the prime's, kept note for note (0: no prime)
-    prime_steps: int = 0  # grid steps of those bars: where the new bars begin
-    prime_track: str = ""  # the track of the prime file that was continued ('' without a prime file)
-    score: float | None = None  # what it is ranked by: bits/note + repetition penalty (composer.generate.ranking)
-    repetition: float | None = None  # share of its new bars repeating an earlier bar's rhythm and contour
-    usual_repetition: tuple[float, float] | None = None  # real tunes' range of that share (5th-95th percentile)
-    loop: bool = False  # a degenerate loop the form did not ask for (left after resampling): ranked last
-    loop_resampled: bool = False  # replaced because an earlier draw was a degenerate loop
-
-    def to_midi_bytes(self) -> bytes:
-        """The MIDI file, exactly as ``compose generate`` writes it."""
-        from composer.music.midi_io import melody_to_bytes
-
-        return melody_to_bytes(self.melody, program=self.program, track_name="Melody", text=self.text)
-
-    def file_stem(self, prime: str | None = None, of: int = 1) -> str:
-        """The name ``compose generate`` gives this result's files (without suffix), such as
-        melody_Dm_6-8_16bars_seed42, tune_continued_..._02 for a prime 'tune' in a batch of ``of``;
-        the key and meter are the last bar's (those of the new bars after a prime that changes them)."""
-        from composer.files import safe_name
-
-        meter, key = str(self.melody.last_meter), self.melody.last_key.name
-        stem = (f"{safe_name(prime)}_continued" if prime is not None else "melody") + \
-            f"_{key.replace('#', 'sharp')}_{meter.replace('/', '-')}_{self.melody.n_bars}bars_seed{self.seed}"
-        return stem + (f"_{self.rank:02d}" if of > 1 else "")
-
-    def save(self, path: str | Path, force: bool = False) -> Path:
-        """Write the MIDI file atomically; an existing file is only replaced with ``force``."""
-        from composer.files import atomic_write
-
-        return atomic_write(Path(path), self.to_midi_bytes(), force=force)
 
 
 def seen(counts, value, parse) -> int:
@@ -130,6 +86,7 @@ class Composer:
     """A loaded model that writes melodies; load once, generate many times."""
 
     def __init__(self, bundle: ModelBundle) -> None:
+        self._harmonizer = None  # loaded on the first harmonize
         self.bundle = bundle
 
     @classmethod
@@ -176,6 +133,14 @@ class Composer:
                 say(f"the model never saw {new_meter} in training: expect melodies that do not sound at home in it")
             else:
                 say(f"the model saw few melodies in {new_meter}; expect less idiomatic results")
+        spans = None
+        if req.chords is not None:
+            from composer.generate.chordplan import over_chords
+
+            if not getattr(self.bundle.model.cfg, "chord_aware", False):
+                raise RequestError(f"the model {self.bundle.name} was trained without chords: use the shipped model, "
+                                   "or train one with `compose train --chord-aware`")
+            meter, key, spans = over_chords(req.chords, req.bars, prime, meter, key, known)
         meters = (meter,) if meter else tuple(known) or tuple(TimeSignature.parse(m) for m in COMMON_METERS)
         seed = req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little") % 1_000_000
         gen = seeded_generator(seed)
@@ -189,7 +154,7 @@ class Composer:
         sampling = SamplingConfig(req.temperature, req.top_k, req.top_p, req.pitch_range or (PITCH_MIN, PITCH_MAX))
         keys = self._keys_for(req.pitch_range) if key is None and req.pitch_range is not None else self.keys
         plan = Plan(bars=req.bars, meters=meters, keys={"*": tuple(keys)}, prime=prime, key=key,
-                    form=req.form if lettered else "", vary=req.vary, sampling=sampling, structure=structure)
+                    form=req.form if lettered else "", vary=req.vary, sampling=sampling, structure=structure, chords=spans)
         with _threads(req.num):
             sampled = generate(self.bundle.model, self.bundle.tokenizer, plan, req.num + req.num // SPARE_EVERY, gen)
             index = None
@@ -205,7 +170,24 @@ class Composer:
         results = self._ranked(req, sampled, copies, (resampled, looped), seed, prime, form_note, form)
         if prime is not None:
             results = [replace(r, prime_bars=prime.n_bars, prime_steps=prime.total_steps, prime_track=track) for r in results]
+        if spans is not None or req.accompany:
+            given = [spans] * len(results) if spans is not None else self.harmonize_many([r.melody for r in results])
+            results = [replace(r, chords=tuple(c), style=req.style, chords_program=req.chords_program,
+                               bass_program=req.bass_program) for r, c in zip(results, given)]
         return results
+
+    def harmonize(self, melody: Melody, rate: str | None = None) -> list:
+        """The harmonizer's chords for a melody: (start step, steps, Chord) bar line to bar line;
+        ``rate`` 'beat', 'half' or 'bar' (None: the harmonizer's choice for the tune)."""
+        return self.harmonize_many([melody], rate)[0]
+
+    def harmonize_many(self, melodies, rate: str | None = None) -> list[list]:
+        """``harmonize`` for many melodies at once (batched)."""
+        if self._harmonizer is None:
+            from composer.harmony.harmonizer import Harmonizer
+
+            self._harmonizer = Harmonizer.load()
+        return self._harmonizer.harmonize_many(list(melodies), rate)
 
     def _keys_for(self, pitch_range: tuple[int, int]) -> list[Key]:
         """The keys to choose from for a pitch range when none is given: of the well-known ones

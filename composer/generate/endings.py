@@ -40,8 +40,9 @@ from composer.tokens.tokenizer import DUR, PITCH, POS, Tokenizer
 TRIES = 12  # redraws of a last bar that does not cadence
 
 
-def cadences(melody: Melody) -> bool:
-    """True when the melody's last note is the tonic of its last key, on a beat, held a quarter or more."""
+def cadences(melody: Melody, target: int | None = None) -> bool:
+    """True when the melody's last note is the tonic of its last key (or pitch class ``target``:
+    over given chords, the last chord's root), on a beat, held a quarter or more."""
     if not melody.notes:
         return False
     last = melody.notes[-1]
@@ -49,7 +50,8 @@ def cadences(melody: Melody) -> bool:
     meter = melody.meter_at(bar)
     into = last.start - melody.bar_starts[bar]
     held = min(STEPS_PER_QUARTER, melody.bar_starts[bar + 1] - melody.bar_starts[bar])
-    return ((last.pitch - melody.last_key.tonic) % 12 == 0 and into % meter.beat_steps == 0
+    tonic = melody.last_key.tonic if target is None else target
+    return ((last.pitch - tonic) % 12 == 0 and into % meter.beat_steps == 0
             and last.duration >= held)
 
 
@@ -128,11 +130,13 @@ def free_last_bar(structure: Sequence[int] | None) -> bool:
 
 def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated], sampling: SamplingConfig,
                    generator: torch.Generator, total_bars: int, prime_tokens: int = 0,
-                   free: Sequence[bool] | None = None, tries: int = TRIES) -> list[Generated]:
+                   free: Sequence[bool] | None = None, tries: int = TRIES, chords=None,
+                   target: int | None = None) -> list[Generated]:
     """``rows`` with each free last bar that does not cadence replaced by the most likely of
     ``tries`` redraws that does (else kept). ``prime_tokens``: body tokens of a prime at the
     start of every row (scored as the sampler scored them: not at all); ``total_bars``: the bars
-    of each whole melody (the length codes'). When no redraw of the last bar cadences (a note
+    of each whole melody (the length codes'); ``chords``: the Sampler's chord codes, and
+    ``target`` the pitch class to end on (None: each melody's tonic). When no redraw of the last bar cadences (a note
     of the bar before held far into it), the last two bars are redrawn, then the last four."""
     out = list(rows)
     bar = tokenizer.vocab.bar
@@ -140,7 +144,7 @@ def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated
         if free is not None and not free[i]:
             continue
         melody = tokenizer.decode(row.ids)
-        if cadences(melody):
+        if cadences(melody, target):
             continue
         body = list(row.ids[3:-1])  # BOS TimeSig Key ... EOS
         lines = [j for j, t in enumerate(body) if t == bar]  # each bar's Bar token
@@ -148,7 +152,7 @@ def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated
             if len(lines) < redraw or lines[-redraw] < prime_tokens:
                 break  # those bars are the prime's: nothing to redraw
             drawn = _redraw(model, tokenizer, melody, body, lines[-redraw], redraw, sampling, generator,
-                            total_bars, prime_tokens, tries)
+                            total_bars, prime_tokens, tries, chords, target)
             if drawn:
                 out[i] = min(drawn, key=lambda g: g.nll_nats)
                 break
@@ -157,12 +161,12 @@ def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated
 
 def _redraw(model: MelodyLSTM, tokenizer: Tokenizer, melody: Melody, body: list[int], cut: int, bars: int,
             sampling: SamplingConfig, generator: torch.Generator, total_bars: int, prime_tokens: int,
-            tries: int) -> list[Generated]:
+            tries: int, chords, target: int | None) -> list[Generated]:
     """``tries`` draws of the melody's last ``bars`` bars (body tokens from ``cut`` on), the last
     one guided; those that cadence."""
     from composer.generate.sample import Sampler
 
-    s = Sampler(model, tokenizer, tries, sampling, generator, total_bars=total_bars)
+    s = Sampler(model, tokenizer, tries, sampling, generator, total_bars=total_bars, chords=chords)
     s.start([melody.time_signature], [melody.key])
     if prime_tokens:
         s.feed([body[:prime_tokens]] * tries, more_bars=total_bars - body[:prime_tokens].count(tokenizer.vocab.bar))
@@ -172,5 +176,5 @@ def _redraw(model: MelodyLSTM, tokenizer: Tokenizer, melody: Melody, body: list[
         s.sample_bars(bars - 1, final=False)
     meter = melody.meter_at(melody.n_bars - 1)
     s.sample_bars(1, final=True, guide=CadenceGuide(tokenizer, tries, meter.bar_steps, meter.beat_steps,
-                                                     melody.last_key.tonic))
-    return [g for g in s.results() if cadences(tokenizer.decode(g.ids))]
+                                                     melody.last_key.tonic if target is None else target))
+    return [g for g in s.results() if cadences(tokenizer.decode(g.ids), target)]

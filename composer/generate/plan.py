@@ -33,6 +33,7 @@ class Plan:
     form: str = ""  # section letters, e.g. 'AABB'; '' = one through-composed span (see ``generate``)
     vary: bool = False  # a repeated section gets a new last bar, never the one it had
     structure: tuple[tuple[int, ...], ...] | None = None  # per sequence, a bar plan for the new bars (composer.generate.structure); no form
+    chords: tuple | None = None  # (start step, steps, Chord | None) over the whole melody: a melody over them (one meter, a key)
     sampling: SamplingConfig = SamplingConfig()
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ class Plan:
                                 "(composer.generate.request.transpose_to), its notes would contradict the key")
         if self.bars < 1:
             raise ComposerError(f"bars must be positive, got {self.bars}")
+        if self.chords is not None and (self.key is None or len(self.meters) != 1) and self.prime is None:
+            raise ComposerError("a melody over chords needs one time signature and a key")
 
 
 def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
@@ -52,7 +55,8 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
     (``composer.generate.structure.repeat_plan``: a pickup bar becomes a lead-in, and with
     ``vary`` the last bar is new and always differs from the original's)."""
     total = (plan.prime.n_bars if plan.prime is not None else 0) + plan.bars
-    s = Sampler(model, tokenizer, num, plan.sampling, generator, total_bars=total)
+    chords, target = _chord_codes(plan)
+    s = Sampler(model, tokenizer, num, plan.sampling, generator, total_bars=total, chords=chords)
     body: list[int] = []
     if plan.prime is not None:
         p = plan.prime
@@ -69,7 +73,8 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
     if not plan.form:
         s.sample_bars(plan.bars, final=True, plans=plan.structure)
         free = [free_last_bar(p) for p in plan.structure] if plan.structure is not None else None
-        return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), free)
+        return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), free,
+                              chords=chords, target=target)
     size = plan.bars // len(plan.form)
     bar_steps = np.broadcast_to(np.asarray(s.grammar.bar_len), (num,))
     sections: dict[str, list[list[int]]] = {}
@@ -88,4 +93,21 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
             s.sample_bars(size, final=last, plans=plans)
     if plan.form.index(plan.form[-1]) < len(plan.form) - 1:
         return s.results()  # the last section repeats one: its ending is that section's
-    return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body))
+    return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), chords=chords,
+                          target=target)
+
+
+def _chord_codes(plan: Plan) -> tuple[np.ndarray | None, int | None]:
+    """(chord code at each grid step, the pitch class to end on: the last chord's root) of a plan
+    with chords; (None, None) without."""
+    if plan.chords is None:
+        return None, None
+    from composer.model.chordcodes import step_codes
+
+    p = plan.prime
+    key = plan.key or p.last_key
+    meter = p.last_meter if p is not None else plan.meters[0]
+    total = (p.total_steps if p is not None else 0) + plan.bars * meter.bar_steps
+    codes = step_codes(plan.chords, total, np.full(total, key.tonic, dtype=np.int64))
+    last = next((c for _, _, c in reversed(plan.chords) if c is not None), None)
+    return codes, (last.root if last is not None else key.tonic)

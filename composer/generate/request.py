@@ -168,6 +168,12 @@ class GenerateRequest:
     prime_bars: int | None = None  # keep only the prime's first bars (1..MAX_PIECE_BARS); None: all of it
     track: str | int | None = None  # the prime file's melody track: a name (any case) or a number (1 = the first
     # track holding notes); None: the track named like a melody, else the highest and busiest
+    chords: str | None = None  # a melody over these chords, one a bar repeated to fill the bars ("Am F C G"; with |:
+    # "Am F | C G" two bars of two); also written as Chords and Bass tracks. Needs a chord-aware model
+    accompany: bool = False  # add Chords and Bass tracks (the harmonizer's chords, or the chords given)
+    style: str = "block"  # accompaniment pattern: block, arpeggio or oom-pah
+    chords_program: int | str = 0  # General MIDI instrument of the Chords track
+    bass_program: int | str = 32  # ... and of the Bass track
 
     def __post_init__(self) -> None:
         put = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen: normalize once)
@@ -197,6 +203,17 @@ class GenerateRequest:
         _check(self.track is None or self.prime is not None, "track needs a prime (the MIDI file whose track to continue)")
         _check(self.track is None or not isinstance(self.prime, Melody), "track needs a prime file: a Melody is one track already")
         put("program", parse_program(self.program))
+        put("chords_program", parse_program(self.chords_program))
+        put("bass_program", parse_program(self.bass_program))
+        from composer.harmony.accompany import STYLES
+
+        _check(self.style in STYLES, f"style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if self.chords is not None:
+            from composer.harmony.progression import parse_progression
+
+            _check(isinstance(self.chords, str) and bool(self.chords.strip()),
+                   "chords must be chord names such as \"Am F C G\" or \"Am F | C G\"")
+            parse_progression(self.chords)  # a bad symbol: a one-line error naming it
         if self.key is not None:
             put("key", parse_key(self.key))
         if self.time_signature is not None:

@@ -1,14 +1,12 @@
 """Constrained, stateful, batched sampling from a MelodyLSTM; no file I/O.
 
-The network's state (an LSTM's (h, c), a GRU's or RNN's (h,)) is carried and one token per
-sequence is fed per step through the model's fused-gate ``step`` (a long span shared by all
-rows, a prime, in one forward pass). Each draw is a Gumbel-max over ``logits / T`` under the
-grammar's mask, so every sequence stays well-formed at any temperature; rows that finish a
-span early keep their state frozen. A model that reads copy hints gets them from one
-``Matcher`` per sequence; a length-aware one gets each input's length code from the grammar's
-bar count and the total bars planned, a key-aware one each input's key code from the last Key
-token its row took (``composer.generate.conditioning``). The likelihood of every token taken (temperature 1, no
-mask) is summed for ranking by bits per note (``composer.generate.likelihood``).
+The network's state is carried and one token per sequence is fed per step through the model's
+fused-gate ``step`` (a long span shared by all rows, a prime, in one forward pass). Each draw is a
+Gumbel-max over ``logits / T`` under the grammar's mask, so every sequence stays well-formed at
+any temperature; rows that finish a span early keep their state frozen. Copy hints come from one
+``Matcher`` per sequence; length, key and chord codes from ``composer.generate.conditioning``. The
+likelihood of every token taken (temperature 1, no mask) is summed for ranking by bits per note
+(``composer.generate.likelihood``).
 """
 
 from __future__ import annotations
@@ -39,15 +37,19 @@ class Sampler:
     """A batch of sequences advanced together: ``start``, then ``feed`` / ``sample_bars``."""
 
     def __init__(self, model: MelodyLSTM, tokenizer: Tokenizer, batch: int, config: SamplingConfig = SamplingConfig(),
-                 generator: torch.Generator | None = None, total_bars: int | None = None) -> None:
-        """``total_bars``: the bars the melodies will have in all (a prime's included); a
-        length-aware model needs it, and hears how many are left at every step."""
+                 generator: torch.Generator | None = None, total_bars: int | None = None,
+                 chords: np.ndarray | None = None) -> None:
+        """``total_bars``: the bars of the whole melodies (a prime's included; a length-aware model
+        needs it); ``chords``: the chord code at each grid step (``chordcodes.step_codes``) or None."""
         if batch < 1:
             raise ComposerError(f"batch must be positive, got {batch}")
         if model.cfg.length_aware and total_bars is None:
             raise ModelError("this model is length-aware: pass total_bars (the bars of the whole melody) to the Sampler")
         if total_bars is not None and total_bars < 0:
             raise ComposerError(f"total bars must be at least 0, got {total_bars}")
+        if chords is not None and not getattr(model.cfg, "chord_aware", False):
+            raise ModelError("this model was trained without chords: train one with `compose train --chord-aware` "
+                             "to write melodies over chords")
         if model.training:
             model.eval()  # (only when needed: it drops the model's cached fused weights)
         self.model, self.batch, self.cfg = model, batch, config
@@ -62,20 +64,20 @@ class Sampler:
         self._scored_from = 0  # the step from which results() scores (reset_likelihood)
         self._matchers = [Matcher(self.vocab) for _ in range(batch)] if model.cfg.copy_hints else None
         self._hint = np.zeros(batch, dtype=np.int64)
-        self.cond = Conditioning(model.cfg, self.vocab, batch, total_bars)  # length and key codes
+        self.cond = Conditioning(model.cfg, self.vocab, batch, total_bars, chords)  # length, key and chord codes
 
     def _step(self, tok: torch.Tensor, tok_np: np.ndarray, state, rows: np.ndarray | None = None):
-        """model.step on ``tok`` (B',) of ``tok_np`` (B,) for ``rows`` (None = all), with their copy
-        hints, length and key codes."""
+        """model.step on ``tok`` (B',) of ``tok_np`` (B,) for ``rows`` (None = all), with their codes."""
         codes = self.cond.lengths(None if self.grammar is None else self.grammar.bars, rows)
         keys = self.cond.key_codes(tok_np, rows)
+        chords = self.cond.chord_codes(tok_np, rows)
         if self._matchers is None:
-            return self.model.step(tok, state, lengths=codes, keys=keys)
+            return self.model.step(tok, state, lengths=codes, keys=keys, chords=chords)
         toks, ms, hint = tok_np.tolist(), self._matchers, self._hint
         for r in range(self.batch) if rows is None else rows.tolist():
             hint[r] = ms[r].push(toks[r])
         h = self._hint if rows is None else self._hint[rows]
-        return self.model.step(tok, state, torch.from_numpy(h.copy()), lengths=codes, keys=keys)
+        return self.model.step(tok, state, torch.from_numpy(h.copy()), lengths=codes, keys=keys, chords=chords)
 
     # --- one step -------------------------------------------------------------------------
     def _next_noise(self) -> int:
@@ -180,14 +182,14 @@ class Sampler:
                 raise TokenizerError(f"token {self.vocab.tokens[t]} at position {i} breaks the grammar")
             g.advance(tok_np, None)
             bars.append(int(np.atleast_1d(g.bars)[0]))
-        codes, keys = self.cond.span(seq, bars)
+        codes, keys, chords = self.cond.span(seq, bars)
         hint = None
         if self._matchers is not None:
             m0 = self._matchers[0]
             hint = [m0.push(t) for t in seq]
             self._matchers = [m0] + [m0.copy() for _ in range(self.batch - 1)]
         logits, state = run_span(self.model, seq, tuple(s[:, :1].contiguous() for s in self.state), hint, lengths=codes,
-                                 keys=keys)
+                                 keys=keys, chords=chords)
         logits = torch.cat([self.logits[:1], logits])  # (T + 1, V): row t predicts seq[t]
         self.lik.shared(logits[:-1], seq)
         self.logits = logits[-1:].expand(self.batch, -1).contiguous()
@@ -227,8 +229,7 @@ class Sampler:
         return int(z.argmax())
 
     def _sample_one(self, g: Grammar1, final: bool, limit: int, follow: Follower | None) -> None:
-        """The batch-1 loop: grammar on Python ints, mask filled in place, the token written
-        into one reused input tensor (the model reads it at once)."""
+        """The batch-1 loop: grammar on Python ints, mask filled in place, one reused input tensor."""
         blocked, blocked_np = self._blocked_t, g.blocked[0]
         fast = self.cfg.top_k == 0 and self.cfg.top_p >= 1.0
         z = np.empty(len(self.vocab), dtype=np.float32)
@@ -245,6 +246,7 @@ class Sampler:
         code_np, top = (code.numpy(), len(by_bars) - 1) if by_bars is not None else (None, 0)
         key_of = cond.key_of.tolist() if cond.keys is not None else None  # the key a token sets, or -1
         key = torch.from_numpy(cond.keys) if key_of is not None else None  # (1,): the row's key, kept current
+        chord_of = cond.chord_codes if cond.chord_at is not None else None  # (the chord at each token's time)
         for _ in range(limit):
             g.mask()
             if follow is not None:
@@ -270,7 +272,8 @@ class Sampler:
                 code_np[0] = by_bars[min(g.bars, top)]
             if key_of is not None and key_of[t] >= 0:
                 cond.keys[0] = key_of[t]
-            self.logits, self.state = step(tok, self.state, hint, code, key)
+            chord = chord_of(tok_np, None) if chord_of is not None else None
+            self.logits, self.state = step(tok, self.state, hint, code, key, chord)
         raise ComposerError("sampling did not close its bars (grammar bug)")
 
     def _sample_batch(self, g: Grammar, final: bool, limit: int, follow: Follower | None) -> None:

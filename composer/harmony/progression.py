@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from composer.errors import MusicError
 from composer.harmony.chords import Chord, parse_chord
+from composer.music.keys import Key
 
 NO_CHORD_SYMBOLS = ("N.C.", "NC", "N.C")
 REPEAT_BAR = "%"
@@ -65,3 +66,20 @@ def progression_spans(bars: list[list[Chord | None]], bar_starts: tuple[int, ...
             start = lo + i * share
             spans.append((start, (hi - start) if i == len(chords) - 1 else share, chord))
     return spans
+
+
+def progression_key(bars: list[list[Chord | None]]) -> Key:
+    """The key a progression is most likely in: of the 24 keys, the one whose scale holds the
+    most of its chord tones (a minor key's raised 6th and 7th count: its major V and vii°), a
+    chord on the tonic first or last adding weight; ties go to major, then the first chord's root."""
+    chords = [c for bar in bars for c in bar if c is not None]
+    if not chords:
+        return Key(0)
+    first, last = chords[0], chords[-1]
+
+    def fit(key: Key) -> tuple:
+        scale = {(key.tonic + i) % 12 for i in ((0, 2, 3, 5, 7, 8, 10, 9, 11) if key.minor else (0, 2, 4, 5, 7, 9, 11))}
+        held = sum(t in scale for c in chords for t in c.tones())
+        home = sum(2 for c in (first, last) if c.root == key.tonic and (c.quality in ("min", "m7")) == key.minor)
+        return held + home, not key.minor, key.tonic == first.root
+    return max((Key.from_index(i) for i in range(24)), key=fit)
