@@ -173,7 +173,7 @@ class Composer:
         if spans is not None or req.accompany:
             given = [spans] * len(results) if spans is not None else self.harmonize_many([r.melody for r in results])
             results = [replace(r, chords=tuple(c), style=req.style, chords_program=req.chords_program,
-                               bass_program=req.bass_program) for r, c in zip(results, given)]
+                               bass_program=req.bass_program, chords_given=spans is not None) for r, c in zip(results, given)]
         return results
 
     def harmonize(self, melody: Melody, rate: str | None = None) -> list:

@@ -34,6 +34,7 @@ class Result:
     style: str = "block"  # the accompaniment pattern (composer.harmony.accompany.STYLES)
     chords_program: int = CHORDS_PROGRAM  # General MIDI instruments of the Chords and Bass tracks
     bass_program: int = BASS_PROGRAM
+    chords_given: bool = False  # the user's chords (played from bar one), not the harmonizer's (a pickup plays alone)
 
     def to_midi_bytes(self) -> bytes:
         """The MIDI file, exactly as ``compose generate`` writes it: the melody, and with chords
@@ -42,7 +43,7 @@ class Result:
             from composer.harmony.accompany import accompanied_bytes
 
             return accompanied_bytes(self.melody, self.chords, self.style, self.program, self.chords_program,
-                                     self.bass_program, self.text)
+                                     self.bass_program, self.text, pickup=not self.chords_given)
         from composer.music.midi_io import melody_to_bytes
 
         return melody_to_bytes(self.melody, program=self.program, track_name="Melody", text=self.text)
@@ -53,7 +54,7 @@ class Result:
             return []
         from composer.harmony.accompany import chord_symbols
 
-        return chord_symbols(self.melody, self.chords)
+        return chord_symbols(self.melody, self.chords, pickup=not self.chords_given)
 
     def file_stem(self, prime: str | None = None, of: int = 1) -> str:
         """The name ``compose generate`` gives this result's files (without suffix), such as

@@ -41,9 +41,12 @@ BASS_LOW, BASS_HIGH = 36, 59  # octaves 2-3 (C2-B3)
 BASS_START = 43  # the first bass note: near G2
 
 
-def accompaniment(melody: Melody, spans: Sequence[Span], style: str = "block") -> tuple[list[Note], list[Note]]:
+def accompaniment(melody: Melody, spans: Sequence[Span], style: str = "block",
+                  pickup: bool = True) -> tuple[list[Note], list[Note]]:
     """(chord notes, bass notes) for ``spans`` ((start step, duration, Chord or None)) under
-    ``melody``, in ``style`` (one of STYLES); both sorted by start, then pitch."""
+    ``melody``, in ``style`` (one of STYLES); both sorted by start, then pitch. With ``pickup``
+    a melody's pickup is played alone (chords found for it); without, every span is played
+    (chords a user gave, from bar one)."""
     if style not in STYLES:
         raise MusicError(f"unknown accompaniment style {style!r}: use one of {', '.join(STYLES)}")
     chords: list[Note] = []
@@ -51,7 +54,7 @@ def accompaniment(melody: Melody, spans: Sequence[Span], style: str = "block") -
     previous: tuple[int, ...] | None = None
     low = BASS_START
     ends = [n.end for n in melody.notes]
-    for start, end, chord in _clipped(melody, spans):
+    for start, end, chord in _clipped(melody, spans, pickup):
         if chord is None:
             continue
         voicing = choose_voicing(chord, _ceiling(melody, ends, start, end), previous)
@@ -78,19 +81,20 @@ def accompaniment(melody: Melody, spans: Sequence[Span], style: str = "block") -
 
 
 def accompanied_bytes(melody: Melody, spans: Sequence[Span], style: str = "block", program: int = 0,
-                      chords_program: int = CHORDS_PROGRAM, bass_program: int = BASS_PROGRAM, text: str | None = None) -> bytes:
+                      chords_program: int = CHORDS_PROGRAM, bass_program: int = BASS_PROGRAM, text: str | None = None,
+                      pickup: bool = True) -> bytes:
     """The MIDI file of the melody with its Chords and Bass tracks in ``style`` (the one call
     that `compose harmonize` and `generate --accompany` make)."""
-    chords, bass = accompaniment(melody, spans, style)
+    chords, bass = accompaniment(melody, spans, style, pickup)
     return accompanied_to_bytes(melody, chords, bass, program, chords_program, bass_program, text)
 
 
-def chord_symbols(melody: Melody, spans: Sequence[Span]) -> list[tuple[int, int, str]]:
+def chord_symbols(melody: Melody, spans: Sequence[Span], pickup: bool = True) -> list[tuple[int, int, str]]:
     """(start step, duration, symbol) for a lead sheet: a symbol where the chord changes (a span
     holding the chord before it lengthens that one), spelled for the key (Bb in F, A# in F#)."""
     out: list[tuple[int, int, str]] = []
     last = None
-    for start, end, chord in _clipped(melody, spans):
+    for start, end, chord in _clipped(melody, spans, pickup):
         if chord is not None and chord == last and out and out[-1][0] + out[-1][1] == start:
             out[-1] = (out[-1][0], end - out[-1][0], out[-1][2])
         elif chord is not None:
@@ -99,9 +103,10 @@ def chord_symbols(melody: Melody, spans: Sequence[Span]) -> list[tuple[int, int,
     return out
 
 
-def _clipped(melody: Melody, spans: Sequence[Span]) -> list[tuple[int, int, Chord | None]]:
-    """(start, end, chord) of each span inside the melody's bars, from ``_entry``; empty ones dropped."""
-    total, first = melody.total_steps, _entry(melody)
+def _clipped(melody: Melody, spans: Sequence[Span], pickup: bool = True) -> list[tuple[int, int, Chord | None]]:
+    """(start, end, chord) of each span inside the melody's bars, from ``_entry`` (with ``pickup``,
+    else from 0); empty ones dropped."""
+    total, first = melody.total_steps, _entry(melody) if pickup else 0
     out = []
     for start, duration, chord in sorted(spans, key=lambda s: s[0]):
         lo, hi = max(first, int(start)), min(total, int(start) + int(duration))
