@@ -131,12 +131,13 @@ def free_last_bar(structure: Sequence[int] | None) -> bool:
 def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated], sampling: SamplingConfig,
                    generator: torch.Generator, total_bars: int, prime_tokens: int = 0,
                    free: Sequence[bool] | None = None, tries: int = TRIES, chords=None,
-                   target: int | None = None) -> list[Generated]:
+                   target: int | None = None, guide=None) -> list[Generated]:
     """``rows`` with each free last bar that does not cadence replaced by the most likely of
     ``tries`` redraws that does (else kept). ``prime_tokens``: body tokens of a prime at the
     start of every row (scored as the sampler scored them: not at all); ``total_bars``: the bars
     of each whole melody (the length codes'); ``chords``: the Sampler's chord codes, and
-    ``target`` the pitch class to end on (None: each melody's tonic). When no redraw of the last bar cadences (a note
+    ``target`` the pitch class to end on (None: each melody's tonic), ``guide`` the maker of
+    their chord-tone guide (``composer.generate.chordguide``). When no redraw of the last bar cadences (a note
     of the bar before held far into it), the last two bars are redrawn, then the last four."""
     out = list(rows)
     bar = tokenizer.vocab.bar
@@ -152,7 +153,7 @@ def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated
             if len(lines) < redraw or lines[-redraw] < prime_tokens:
                 break  # those bars are the prime's: nothing to redraw
             drawn = _redraw(model, tokenizer, melody, body, lines[-redraw], redraw, sampling, generator,
-                            total_bars, prime_tokens, tries, chords, target)
+                            total_bars, prime_tokens, tries, chords, target, guide)
             if drawn:
                 out[i] = min(drawn, key=lambda g: g.nll_nats)
                 break
@@ -161,13 +162,14 @@ def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated
 
 def _redraw(model: MelodyLSTM, tokenizer: Tokenizer, melody: Melody, body: list[int], cut: int, bars: int,
             sampling: SamplingConfig, generator: torch.Generator, total_bars: int, prime_tokens: int,
-            tries: int, chords, target: int | None) -> list[Generated]:
+            tries: int, chords, target: int | None, guide) -> list[Generated]:
     """``tries`` draws of the melody's last ``bars`` bars (body tokens from ``cut`` on), the last
     one guided; those that cadence."""
     from composer.generate.sample import Sampler
 
     s = Sampler(model, tokenizer, tries, sampling, generator, total_bars=total_bars, chords=chords)
     s.start([melody.time_signature], [melody.key])
+    s.chord_guide = guide(s) if guide is not None else None
     if prime_tokens:
         s.feed([body[:prime_tokens]] * tries, more_bars=total_bars - body[:prime_tokens].count(tokenizer.vocab.bar))
         s.reset_likelihood()

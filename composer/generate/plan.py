@@ -57,15 +57,18 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
     total = (plan.prime.n_bars if plan.prime is not None else 0) + plan.bars
     chords, target = _chord_codes(plan)
     s = Sampler(model, tokenizer, num, plan.sampling, generator, total_bars=total, chords=chords)
+    guide = _chord_guide(plan, chords, tokenizer)
     body: list[int] = []
     if plan.prime is not None:
         p = plan.prime
         body = tokenizer.encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
         s.start([p.time_signature], [p.key])
+        s.chord_guide = guide(s) if guide else None
         s.feed([body] * num)
         s.reset_likelihood()  # bits per note are the new bars' (the prime is the user's, not the model's)
     else:
         s.start(plan.meters, [plan.key] if plan.key else plan.keys)
+    s.chord_guide = guide(s) if guide else None
     if plan.structure is not None and plan.form:
         raise ComposerError("a bar structure cannot be combined with a form")
     if plan.structure is not None and len(plan.structure) != num:
@@ -74,7 +77,7 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         s.sample_bars(plan.bars, final=True, plans=plan.structure)
         free = [free_last_bar(p) for p in plan.structure] if plan.structure is not None else None
         return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), free,
-                              chords=chords, target=target)
+                              chords=chords, target=target, guide=guide)
     size = plan.bars // len(plan.form)
     bar_steps = np.broadcast_to(np.asarray(s.grammar.bar_len), (num,))
     sections: dict[str, list[list[int]]] = {}
@@ -94,7 +97,18 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
     if plan.form.index(plan.form[-1]) < len(plan.form) - 1:
         return s.results()  # the last section repeats one: its ending is that section's
     return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), chords=chords,
-                          target=target)
+                          target=target, guide=guide)
+
+
+def _chord_guide(plan: Plan, codes, tokenizer: Tokenizer):
+    """A maker of the chord-tone guide of a sampler (None without chords)."""
+    if codes is None:
+        return None
+    from composer.generate.chordguide import ChordToneGuide
+
+    key = plan.key or plan.prime.last_key
+    meter = plan.prime.last_meter if plan.prime is not None else plan.meters[0]
+    return lambda sampler: ChordToneGuide(sampler, tokenizer, codes, key.tonic, meter)
 
 
 def _chord_codes(plan: Plan) -> tuple[np.ndarray | None, int | None]:

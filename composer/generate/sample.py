@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from composer.errors import ComposerError, ModelError, TokenizerError
+from composer.generate.chordguide import Both
 from composer.generate.conditioning import Conditioning
 from composer.generate.draw import Generated, SamplingConfig, gumbel_draw
 from composer.generate.likelihood import FLUSH, Likelihood
@@ -58,13 +59,13 @@ class Sampler:
         self.state = model.init_state(batch)
         self.logits: torch.Tensor | None = None  # (B, V): next-token logits
         self.grammar: Grammar | Grammar1 | None = None
-        self._noise, self._noise_np, self._ni = None, None, _NOISE_STEPS
-        self.lik = Likelihood(batch)
+        self._noise, self._noise_np, self._ni, self.lik = None, None, _NOISE_STEPS, Likelihood(batch)
         self._toks, self._blocked_t = self.lik.toks, None  # (every step taken: see Likelihood)
         self._scored_from = 0  # the step from which results() scores (reset_likelihood)
         self._matchers = [Matcher(self.vocab) for _ in range(batch)] if model.cfg.copy_hints else None
         self._hint = np.zeros(batch, dtype=np.int64)
         self.cond = Conditioning(model.cfg, self.vocab, batch, total_bars, chords)  # length, key and chord codes
+        self.chord_guide = None  # set by a caller writing over chords (composer.generate.chordguide)
 
     def _step(self, tok: torch.Tensor, tok_np: np.ndarray, state, rows: np.ndarray | None = None):
         """model.step on ``tok`` (B',) of ``tok_np`` (B,) for ``rows`` (None = all), with their codes."""
@@ -167,8 +168,7 @@ class Sampler:
             g.advance(tok_np, act_or_none)
             self._take(torch.from_numpy(tok_np), tok_np, act_or_none, act_or_none)
 
-    def _same_history(self) -> bool:
-        """Every row has taken the same tokens so far (a prime after a forced header)."""
+    def _same_history(self) -> bool:  # every row has taken the same tokens (a prime after a forced header)
         return all(m is None and (isinstance(t, int) or (t == t[0]).all()) for t, m in self._toks)
 
     @torch.no_grad()
@@ -212,6 +212,8 @@ class Sampler:
         if plans is not None and len(plans) != self.batch:
             raise ComposerError(f"{len(plans)} bar plans for {self.batch} sequences")
         follow = guide if guide is not None else Follower(plans, self.tables) if plans is not None else None
+        if self.chord_guide is not None:  # chord tones on strong beats (composer.generate.chordguide)
+            follow = self.chord_guide if follow is None else Both(follow, self.chord_guide)
         (self._sample_one if isinstance(g, Grammar1) else self._sample_batch)(g, final, limit, follow)
         return [s[: len(s) - (s[-1] == self.tables.eos)] if s else s for s in self._rows(first)]
 
@@ -311,8 +313,7 @@ class Sampler:
         return self.grammar
 
     # --- results ----------------------------------------------------------------------------
-    def _rows(self, first: int = 0) -> list[list[int]]:
-        """Tokens taken by each sequence from step ``first`` on."""
+    def _rows(self, first: int = 0) -> list[list[int]]:  # tokens taken by each sequence from step ``first`` on
         return self.lik.rows(first)
 
     def reset_likelihood(self) -> None:
