@@ -24,7 +24,7 @@ def corpus_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Convert only the first N tunes of each source (a quick check).")
 def build(out: Path, force: bool, jobs: int | None, limit: int | None) -> None:
-    """Convert O'Neill's 1850 tunes and Bach's chorale soprano lines (music21 corpus) to MIDI.
+    """Convert O'Neill's 1850 tunes and Bach's four-part chorales (music21 corpus) to MIDI.
 
     No downloads: everything comes from the music21 package. Tunes that cannot be read are
     skipped and listed with the reason."""

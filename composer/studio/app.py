@@ -46,7 +46,8 @@ _INT, _NUM, _STR, _BOOL = "a whole number", "a number", "text", "true or false"
 KINDS = {"bars": _INT, "num": _INT, "seed": _INT, "key": _STR, "time_signature": _STR, "temperature": _NUM,
          "top_k": _INT, "top_p": _NUM, "tempo": _NUM, "program": "a number or a name", "pitch_range": "text such as C4-G5",
          "prime": "base64 of a MIDI file", "form": _STR, "section_bars": _INT, "vary": _BOOL, "max_copy": _INT,
-         "prime_bars": _INT, "track": "a number or a name", "rank": _INT}
+         "prime_bars": _INT, "track": "a number or a name", "chords": _STR, "accompany": _BOOL, "style": _STR,
+         "chords_program": "a number or a name", "bass_program": "a number or a name", "rank": _INT}
 _NULLABLE = {f.name for f in fields(rq.GenerateRequest) if f.default is None}
 
 
