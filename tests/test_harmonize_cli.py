@@ -174,3 +174,26 @@ def test_the_harmonizer_batches_a_folder_at_the_rate_asked(folder: Path, tmp_pat
     bar = 4 * 0.6  # seconds per 4/4 bar at 100 quarters a minute
     assert {round(n.start / bar, 6) % 1 for n in pm.instruments[1].notes} == {0.0}  # chords change on bar lines only
     assert {round(n.start / bar, 6) % 1 for n in pm.instruments[2].notes} == {0.0}
+
+
+def test_chord_symbols_sit_above_one_voice_in_musicxml():
+    """Chord symbols go into the notated measures: inserted into the part, music21 split the melody
+    into two voices (a whole-bar rest under every bar in MuseScore)."""
+    from music21 import stream
+
+    from composer.music.keys import Key
+    from composer.music.melody import Melody, Note
+    from composer.music.meter import TimeSignature
+    from composer.music.render import to_music21
+
+    notes = tuple(Note(24 + 12 * i, 12, 64 + (i % 3)) for i in range(20))  # a pickup, then 3/4 bars
+    melody = Melody(notes, TimeSignature(3, 4), Key.parse("Em"), 8)
+    chords = [(36, 96, "Em"), (132, 12, "B"), (144, 36, "Am/C"), (180, 72, "Bm"), (252, 24, "B7/F#")]
+    score = to_music21(melody, chords=chords, credit="chords by composer")
+    part = score.parts[0]
+    assert not list(part.recurse().getElementsByClass(stream.Voice))
+    from music21 import harmony
+
+    symbols = [(float(c.getOffsetInHierarchy(part)), c.figure) for c in part.recurse().getElementsByClass(harmony.ChordSymbol)]
+    assert symbols == [(3.0, "Em"), (11.0, "B"), (12.0, "Am/C"), (15.0, "Bm"), (21.0, "B7/F#")]
+    assert score.metadata.composer == "chords by composer"

@@ -187,7 +187,7 @@ def _write(dst: Path, melody, spans, style: str, program: int, programs: tuple[i
             click.echo(f"note: no {dst.with_suffix('.musicxml').name}: {why}", err=True)
         else:
             render.write_musicxml(melody, dst.with_suffix(".musicxml"), force=force, program=program,
-                                  chords=chord_symbols(melody, spans))
+                                  chords=chord_symbols(melody, spans), credit="chords by composer")
     atomic_write(dst, data, force=force)
 
 

@@ -126,7 +126,8 @@ def _spelled(midi: int, key):
     return p
 
 
-def to_music21(melody: Melody, program: int = 0, chords: Sequence[tuple[int, int, str]] = ()):
+def to_music21(melody: Melody, program: int = 0, chords: Sequence[tuple[int, int, str]] = (),
+               credit: str = "composer (generated)"):
     """A music21 Score: one part with its instrument, meter, key and tempo (and their changes at
     their measures), notes and rests, measures, beams and ties; ``chords`` ((start step, duration,
     symbol such as 'Bb/D')) as chord symbols above the notes."""
@@ -150,26 +151,30 @@ def to_music21(melody: Melody, program: int = 0, chords: Sequence[tuple[int, int
     for n in melody.notes:
         p = _spelled(n.pitch, melody.key_at(melody.bar_of(n.start)))
         part.insert(Fraction(n.start, q), note.Note(p, quarterLength=Fraction(n.duration, q)))
-    for start, _, symbol in chords:  # music21 writes flats as '-' (B-/D)
-        part.insert(Fraction(start, q), harmony.ChordSymbol(re.sub(r"(^|/)([A-G])b", r"\1\2-", symbol)))
     from music21 import metadata
 
     score = stream.Score()
-    score.metadata = metadata.Metadata(title=melody.title or "Melody", composer="composer (generated)")
+    score.metadata = metadata.Metadata(title=melody.title or "Melody", composer=credit)
     score.insert(0, part)
-    return score.makeNotation()
+    score = score.makeNotation()
+    measures = list(score.parts[0].getElementsByClass(stream.Measure))
+    for start, _, symbol in chords:  # into the measures once notated (in the part, music21 splits voices); B- is Bb
+        at = Fraction(start, q)
+        m = next((m for m in reversed(measures) if m.offset <= at), measures[0])
+        m.insert(at - m.offset, harmony.ChordSymbol(re.sub(r"(^|/)([A-G])b", r"\1\2-", symbol)))
+    return score
 
 
 def write_musicxml(melody: Melody, path: str | Path, force: bool = False, program: int = 0,
-                   chords: Sequence[tuple[int, int, str]] = ()) -> Path:
+                   chords: Sequence[tuple[int, int, str]] = (), credit: str = "composer (generated)") -> Path:
     """Write the melody as MusicXML for notation programs, for the General MIDI ``program``, with
-    ``chords`` as chord symbols (see ``to_music21``)."""
+    ``chords`` as chord symbols (see ``to_music21``) and ``credit`` where the composer goes."""
     path = Path(path)
     m21_instrument(program)  # a bad program is the caller's error, not the notation's
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "score.musicxml"
         try:
-            to_music21(melody, program, chords).write("musicxml", fp=str(out))
+            to_music21(melody, program, chords, credit).write("musicxml", fp=str(out))
         except Exception as e:  # music21 raises many kinds on notation it cannot express
             raise OutputError(f"cannot write MusicXML for {path.name}: {type(e).__name__}: {str(e)[:120]}") from None
         return atomic_write(path, out.read_bytes(), force=force)
