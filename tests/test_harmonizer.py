@@ -176,3 +176,18 @@ def test_bass_moves_off_a_parallel_fifth():
     before = (0, 24, Chord(5))  # C over F: a fifth
     assert _avoid_parallels(m, before, 24, Chord(7)) == Chord(7, "maj", 11)  # D over G would be another: G/B
     assert _avoid_parallels(m, (0, 24, Chord(0)), 24, Chord(7)) == Chord(7)  # C over C, D over G: no parallel
+
+
+def test_the_final_chord_stands_in_root_position():
+    """A cadence ends on the chord's root in the bass, even where that makes an octave with the
+    melody (bass moved off a parallel elsewhere; seen in MuseScore: an Em/B 6/4 chord at the end)."""
+    import numpy as np
+
+    from composer.harmony.harmonizer import _spans
+    from composer.harmony.vocab import chord_id
+
+    m = Melody((Note(0, 48, 71), Note(48, 48, 64)), TimeSignature(4, 4), Key(4, True), 2)  # B | E in E minor
+    prep = {"edges": [0, 48, 96], "tonics": [4, 4]}
+    chords = np.array([chord_id(Chord(7, "maj")), chord_id(Chord(0, "min"))])  # key-relative V, i
+    out = _spans(m, prep, chords, np.array([7, 7]))  # the decoder asked for i with its fifth in the bass
+    assert out[-1][2] == Chord(4, "min") and out[-1][2].bass == 4

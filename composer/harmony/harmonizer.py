@@ -221,6 +221,8 @@ def _spans(melody: Melody, prep: dict, chords: np.ndarray, bass: np.ndarray) -> 
             out[-1] = (out[-1][0], hi - out[-1][0], chord)
         else:
             out.append((lo, hi - lo, _avoid_parallels(melody, out[-1] if out else None, lo, chord)))
+    if out:  # the final chord stands in root position, as a cadence does (never a 6/4 at the end)
+        out[-1] = (out[-1][0], out[-1][1], out[-1][2].root_position())
     return out
 
 
