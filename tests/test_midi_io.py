@@ -255,15 +255,18 @@ CORPUS = Path(__file__).resolve().parent.parent / "midi_corpus"
 
 
 def notes_preserved(path: Path, melody: Melody) -> tuple[int, int]:
-    """(notes of the file found exactly in ``melody``, notes in the file): onset, length and pitch,
-    compared exactly (in units of 1/(12 * ticks per quarter) of a quarter) after aligning the first notes."""
+    """(notes of the file's melody track found exactly in ``melody``, notes in that track): onset,
+    length and pitch, compared exactly (in units of 1/(12 * ticks per quarter) of a quarter) after
+    aligning the first notes. The melody track of a four-part chorale is its Soprano; other files
+    have one track."""
     from collections import Counter
 
     from symusic import Score
 
     score = Score(str(path))
     tpq = score.ticks_per_quarter
-    raw = sorted((int(n.time) * 12, int(n.duration) * 12, int(n.pitch)) for t in score.tracks for n in t.notes)
+    tracks = [t for t in score.tracks if t.name == "Soprano"] or list(score.tracks)
+    raw = sorted((int(n.time) * 12, int(n.duration) * 12, int(n.pitch)) for t in tracks for n in t.notes)
     if not raw or not melody.notes:
         return 0, len(raw)
     offset = raw[0][0] - melody.notes[0].start * tpq
