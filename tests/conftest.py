@@ -165,3 +165,19 @@ def no_ending_search(monkeypatch) -> None:
     import composer.generate.plan as plan
 
     monkeypatch.setattr(plan, "better_endings", lambda model, tokenizer, rows, *a, **k: rows)
+
+    def last_bar(s, tokenizer, *a, **k):  # the last bar drawn once, by the sampler itself
+        s.sample_bars(1, final=True)
+        return s.results()
+
+    monkeypatch.setattr(plan, "end_on_cadence", last_bar)
+
+
+def leading_full(calls: list, num: int) -> list:
+    """The recorded steps up to the first that some row sat out (every row stepped: ``num`` ids)."""
+    out = []
+    for call in calls:
+        if len(call[0]) != num:
+            break
+        out.append(call)
+    return out

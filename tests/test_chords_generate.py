@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import record_steps, tiny_checkpoint
+from conftest import leading_full, record_steps, tiny_checkpoint
 from composer import Composer
 from composer.cli import main
 from composer.errors import ComposerError, ModelError, RequestError
@@ -85,17 +85,18 @@ def test_sampling_feeds_the_chord_codes_training_would_see(model, num, monkeypat
 
     seen = {}
 
-    def keep(model, tokenizer, rows, *args, chords=None, target=None, **kw):
-        seen.update(chords=chords, target=target)
-        return rows
+    def keep(s, tokenizer, *args, target=None, guide=None, **kw):  # the last bar drawn once, no ending search
+        seen.update(chords=s.cond.chord_at, target=target)
+        s.sample_bars(1, final=True)
+        return s.results()
 
-    monkeypatch.setattr(plan_module, "better_endings", keep)  # the rows as sampled, no ending search
+    monkeypatch.setattr(plan_module, "end_on_cadence", keep)
     calls = record_steps(model, monkeypatch, "chords")
     out = generate(model, TOK, Plan(bars=4, meters=(T44,), key=AM, chords=SPANS), num, torch.Generator().manual_seed(3))
-    assert check_runs(calls, num) == 1
+    assert check_runs(calls, num) >= 1  # (rows that finish bar 3 early wait for the others, then all draw bar 4)
     for row, g in enumerate(out):
         want = CC.codes(g.ids, VOCAB, SPANS)[:-1].tolist()  # every token but EOS is an input
-        fed = [(ids[row], c[row]) for ids, c in calls if len(ids) == num][: len(want)]
+        fed = [(ids[row], c[row]) for ids, c in leading_full(calls, num)][: len(want)]
         assert [t for t, _ in fed] == list(g.ids[: len(fed)]) and [c for _, c in fed] == want[: len(fed)]
         if num == 1:
             assert len(fed) == len(want) == len(calls)
@@ -110,8 +111,9 @@ def test_the_ending_search_redraws_over_the_same_chords(model, num, monkeypatch)
     monkeypatch.setattr(sample, "_SHARED_MIN", 10**9)  # every input through model.step
     calls = record_steps(model, monkeypatch, "chords")
     out = generate(model, TOK, Plan(bars=4, meters=(T44,), key=AM, chords=SPANS), num, torch.Generator().manual_seed(3))
-    assert check_runs(calls, num) == 1
-    assert check_runs(calls, 12) >= 1  # the redraws of the last bar(s), 12 at a time
+    assert check_runs(calls, num) >= 1
+    forked = [c for ids, c in calls if len(ids) == num * 13]  # the last bar drawn 13 times a row (1 free, 12 guided)
+    assert forked and all(CC.NO_CHORDS not in c for c in forked)  # ... over the chords (fork: composer.generate.fork)
     last = [TOK.decode(g.ids).notes[-1] for g in out]
     assert all(n.pitch % 12 == 7 for n in last), last  # each ends on G, the last chord's root
 

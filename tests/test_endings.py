@@ -1,6 +1,7 @@
 """Ending search: what a cadence is, the guide that keeps a redrawn last bar able to cadence, and
 better_endings replacing only the last bar of melodies that stop instead of ending."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -121,3 +122,35 @@ def test_a_prime_keeps_its_bars_and_the_new_ending_cadences(model):
     for g in out:
         m = TOK.decode(g.ids)
         assert m.bars(0, 2).notes == prime.notes and m.n_bars == 5 and cadences(m)
+
+
+def test_a_fork_continues_each_row_where_it_stands(model):
+    from composer.generate.fork import fork
+
+    s = Sampler(model, TOK, 3, SamplingConfig(), torch.Generator().manual_seed(2), total_bars=3)
+    s.start([TimeSignature(4, 4), TimeSignature(3, 4)], [C, AM])
+    s.sample_bars(2, final=False)
+    f = fork(s, 4)
+    assert f.batch == 12 and f.lik.rows() == [r for r in s.lik.rows() for _ in range(4)]
+    assert torch.equal(f.logits, s.logits.repeat_interleave(4, 0))
+    assert all(torch.equal(a, b.repeat_interleave(4, 1)) for a, b in zip(f.state, s.state))
+    assert (f.grammar.bar_len == np.repeat(np.atleast_1d(s.grammar.bar_len), 4)).all()
+    assert torch.allclose(f.lik.nll, s.lik.nll.repeat_interleave(4))
+    f.sample_bars(1, final=True)  # every fork row finishes its own melody
+    for i, g in enumerate(f.results()):
+        m = TOK.decode(g.ids)
+        assert m.n_bars == 3 and list(g.ids[: len(s.lik.rows()[i // 4])]) == s.lik.rows()[i // 4]
+
+
+def test_end_on_cadence_keeps_each_melody_and_ends_it(model):
+    from composer.generate.endings import end_on_cadence
+
+    s = Sampler(model, TOK, 5, SamplingConfig(), torch.Generator().manual_seed(4), total_bars=4)
+    s.start([TimeSignature(4, 4), TimeSignature(6, 8)], [C, AM, Key.parse("Bb")])
+    s.sample_bars(3, final=False)
+    before = s.lik.rows()
+    out = end_on_cadence(s, TOK, tries=6)
+    assert len(out) == 5
+    for row, g in zip(before, out):
+        m = TOK.decode(g.ids)
+        assert list(g.ids[: len(row)]) == row and m.n_bars == 4 and cadences(m)

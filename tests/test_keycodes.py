@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import no_ending_search, record_steps
+from conftest import leading_full, no_ending_search, record_steps
 from composer.cli import main
 from composer.errors import ModelError
 from composer.generate.plan import Plan, generate
@@ -220,7 +220,7 @@ def model(request) -> MelodyLSTM:
 
 def fed_rows(calls, out, num: int) -> None:
     """Every row was fed its tokens with the key codes training computes from the whole tune."""
-    full = [(ids, keys) for ids, keys in calls if len(ids) == num]  # before any row closed: every row
+    full = leading_full(calls, num)  # before any row closed: every row
     for row, g in enumerate(out):
         want = K.codes(g.ids, VOCAB)[:-1]  # every token but EOS is an input
         fed = [(ids[row], keys[row]) for ids, keys in full][: len(want)]

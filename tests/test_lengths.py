@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import no_ending_search, record_steps
+from conftest import leading_full, no_ending_search, record_steps
 from composer.errors import ModelError
 from composer.generate.plan import Plan, generate
 from composer.generate.sample import Sampler, SamplingConfig
@@ -199,7 +199,7 @@ def test_sampling_feeds_the_codes_training_would_see_and_ends_on_time(model, num
     calls = record_steps(model, monkeypatch, "lengths")
     no_ending_search(monkeypatch)  # the codes fed while sampling; redrawn endings are fed alike (test_endings)
     out = generate(model, TOK, Plan(bars=6, meters=(TimeSignature(3, 4),)), num, torch.Generator().manual_seed(3))
-    full = [(ids, codes) for ids, codes in calls if len(ids) == num]  # before any row closed: every row
+    full = leading_full(calls, num)  # before any row closed: every row
     for row, g in enumerate(out):
         assert TOK.decode(g.ids).n_bars == 6 and g.ids.count(VOCAB.bar) == 6 and g.ids[-1] == VOCAB.eos
         want = L.codes(g.ids, VOCAB)[:-1]  # every token but EOS is an input

@@ -7,6 +7,7 @@ whole tune."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -93,3 +94,14 @@ class Conditioning:
         keys = codes_after(seq, self.vocab, int(self.keys[0]))
         self.keys[:] = keys[-1]
         return lengths, keys.tolist(), chords
+
+    def repeat(self, k: int) -> Conditioning:
+        """The codes' state with each row repeated ``k`` times in a row (a sampler's fork)."""
+        out = copy.copy(self)
+        out.batch = self.batch * k
+        for name in ("keys", "bars", "start", "bar_len", "now"):
+            value = getattr(self, name, None)
+            if value is not None:
+                setattr(out, name, np.repeat(value, k))
+        return out
+

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from composer.data.plans import FRESH
@@ -64,24 +65,26 @@ class CadenceGuide:
     tonic, or off the beat) must end by ``last``, so that a cadence still fits after it; and the
     bar closes only after a cadence."""
 
-    def __init__(self, tokenizer: Tokenizer, rows: int, bar_steps: int, beat_steps: int, tonic: int) -> None:
+    def __init__(self, tokenizer: Tokenizer, rows: int, bar_steps, beat_steps, tonic) -> None:
+        """``bar_steps``, ``beat_steps`` and ``tonic`` (the pitch class to end on): one for every
+        row, or one per row."""
         v = tokenizer.vocab
         self.kinds, self.values = v.kinds, v.values
         self.pos0, self.pitch0, self.dur0 = v.first(POS), v.first(PITCH), v.first(DUR)
         self.npos, self.npitch, self.ndur = (int((v.kinds == k).sum()) for k in (POS, PITCH, DUR))
-        pitches = v.values[self.pitch0:self.pitch0 + self.npitch]
-        self.not_tonic = (pitches - tonic) % 12 != 0  # (pitch tokens,)
-        self.beat, self.tonic = beat_steps, tonic
-        self.held = min(STEPS_PER_QUARTER, bar_steps)
-        self.last = (bar_steps - self.held) // beat_steps * beat_steps
+        self.pitch_pc = v.values[self.pitch0:self.pitch0 + self.npitch] % 12
+        each = lambda x: [int(a) for a in np.broadcast_to(np.asarray(x), (rows,))]  # noqa: E731
+        bar, self.beat, self.tonic = each(bar_steps), each(beat_steps), each(tonic)
+        self.held = [min(STEPS_PER_QUARTER, n) for n in bar]
+        self.last = [(n - h) // t * t for n, h, t in zip(bar, self.held, self.beat)]
         self.onset = [-1] * rows  # the current note's onset in the bar (-1: none yet)
         self.pitch = [-1] * rows
         self.end = [0] * rows  # where the current note ends so far
-        self.free = [False] * rows  # the guide gave up on this row (nothing it allows is left)
+        self.free = [False] * rows  # rows the guide leaves alone (given up, or drawing freely)
 
     def _can_cadence(self, row: int) -> bool:
-        return (self.onset[row] >= 0 and self.onset[row] % self.beat == 0
-                and (self.pitch[row] - self.tonic) % 12 == 0)
+        return (self.onset[row] >= 0 and self.onset[row] % self.beat[row] == 0
+                and (self.pitch[row] - self.tonic[row]) % 12 == 0)
 
     def constrain(self, blocked, close: int) -> None:
         """Narrow ``blocked`` (rows, V) in place for every row the guide still leads."""
@@ -90,19 +93,18 @@ class CadenceGuide:
         for row in range(blocked.shape[0]):
             if self.free[row]:
                 continue
-            b = blocked[row]
+            b, last, held = blocked[row], self.last[row], self.held[row]
             extra = b.copy()
             cad = self._can_cadence(row)
-            if not (cad and self.end[row] - self.onset[row] >= self.held):
+            if not (cad and self.end[row] - self.onset[row] >= held):
                 extra[close] = True
-            extra[pos][self.last + 1:] = True  # no onset after the last beat a cadence fits on
-            if self.onset[row] == self.last:
-                extra[pitch] |= self.not_tonic  # the note on the last beat is the cadence
+            extra[pos][last + 1:] = True  # no onset after the last beat a cadence fits on
+            if self.onset[row] == last:  # the note on the last beat is the cadence
+                extra[pitch] |= (self.pitch_pc - self.tonic[row]) % 12 != 0
             # Dur_d (index d - 1): a note that cannot cadence ends by the last beat; a cadence
             # is held a quarter or stops early enough for another one
-            room = self.last - self.end[row]
-            lo = max(room, 0)
-            hi = self.held - (self.end[row] - self.onset[row]) - 1 if cad else self.ndur
+            lo = max(last - self.end[row], 0)
+            hi = held - (self.end[row] - self.onset[row]) - 1 if cad else self.ndur
             extra[dur][lo:max(hi, lo)] = True
             if extra.all():
                 self.free[row] = True
@@ -168,6 +170,7 @@ def _redraw(model: MelodyLSTM, tokenizer: Tokenizer, melody: Melody, body: list[
     from composer.generate.sample import Sampler
 
     s = Sampler(model, tokenizer, tries, sampling, generator, total_bars=total_bars, chords=chords)
+    s.trusted = True  # the melody's own tokens: they passed the grammar when sampled
     s.start([melody.time_signature], [melody.key])
     s.chord_guide = guide(s) if guide is not None else None
     if prime_tokens:
@@ -180,3 +183,40 @@ def _redraw(model: MelodyLSTM, tokenizer: Tokenizer, melody: Melody, body: list[
     s.sample_bars(1, final=True, guide=CadenceGuide(tokenizer, tries, meter.bar_steps, meter.beat_steps,
                                                      melody.last_key.tonic if target is None else target))
     return [g for g in s.results() if cadences(tokenizer.decode(g.ids), target)]
+
+
+def end_on_cadence(s, tokenizer: Tokenizer, tries: int = TRIES, target: int | None = None,
+                   guide=None) -> list[Generated]:
+    """Sample the last bar of every row of the sampler ``s`` (each standing at its last bar line)
+    as one batch: per row one free draw and ``tries`` guided ones (``composer.generate.fork``);
+    a row keeps its free draw when it cadences, else the most likely guided draw that does.
+    ``target``: the pitch class to end on (None: each row's last key's tonic); ``guide``: the
+    maker of a chord-tone guide for the fork."""
+    from composer.generate.fork import fork
+    from composer.music.meter import TimeSignature
+    from composer.tokens.tokenizer import KEY, TIMESIG
+
+    k = 1 + tries
+    v = tokenizer.vocab
+    meters, tonics = [], []
+    for row in s.lik.rows(0):  # each row's last meter and key so far
+        ids = np.asarray(row, dtype=np.int64)
+        ts = ids[v.kinds[ids] == TIMESIG][-1]
+        meters.append(TimeSignature.parse(v.tokens[ts].split("_", 1)[1]))
+        tonics.append(int(v.values[ids[v.kinds[ids] == KEY][-1]]) % 12 if target is None else target)
+    f = fork(s, k)
+    f.chord_guide = guide(f) if guide is not None else None
+    cadence = CadenceGuide(tokenizer, f.batch, np.repeat([m.bar_steps for m in meters], k),
+                           np.repeat([m.beat_steps for m in meters], k), np.repeat(tonics, k))
+    cadence.free[::k] = [True] * s.batch  # each row's first draw is its own, unguided
+    f.sample_bars(1, final=True, guide=cadence)
+    drawn = f.results()
+    out = []
+    for i in range(s.batch):
+        first, *guided = drawn[i * k:(i + 1) * k]
+        if cadences(tokenizer.decode(first.ids), target):
+            out.append(first)
+            continue
+        good = [g for g in guided if cadences(tokenizer.decode(g.ids), target)]
+        out.append(min(good, key=lambda g: g.nll_nats) if good else first)
+    return out

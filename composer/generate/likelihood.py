@@ -83,3 +83,14 @@ class Likelihood:
             return [[] for _ in range(self.batch)]
         toks, took = self.matrix(steps)
         return [toks[took[:, r], r].tolist() for r in range(self.batch)]
+
+    def repeat(self, k: int) -> Likelihood:
+        """A record of ``batch * k`` sequences, each of these repeated ``k`` times in a row (flushed first)."""
+        self.flush()
+        out = Likelihood(self.batch * k)
+        out.toks = [(t if isinstance(t, int) else np.repeat(t, k), None if m is None else np.repeat(m, k))
+                    for t, m in self.toks]
+        out.hist_from = len(out.toks)
+        out.nll = self.nll.repeat_interleave(k)
+        return out
+

@@ -15,7 +15,7 @@ from composer.music.keys import Key
 from composer.music.melody import Melody
 from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
-from composer.generate.endings import better_endings, free_last_bar
+from composer.generate.endings import better_endings, end_on_cadence, free_last_bar
 from composer.generate.sample import Generated, Sampler, SamplingConfig
 from composer.generate.structure import Literal, repeat_plan
 from composer.tokens.tokenizer import Tokenizer
@@ -73,6 +73,10 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         raise ComposerError("a bar structure cannot be combined with a form")
     if plan.structure is not None and len(plan.structure) != num:
         raise ComposerError(f"{len(plan.structure)} bar plans for {num} melodies")
+    if not plan.form and plan.structure is None:  # the last bar drawn apart: its ending searched in one batch
+        if plan.bars > 1:
+            s.sample_bars(plan.bars - 1, final=False)
+        return end_on_cadence(s, tokenizer, target=target, guide=guide)
     if not plan.form:
         s.sample_bars(plan.bars, final=True, plans=plan.structure)
         free = [free_last_bar(p) for p in plan.structure] if plan.structure is not None else None

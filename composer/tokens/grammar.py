@@ -264,3 +264,14 @@ def make_grammar(bar_steps: np.ndarray, tables: Tables,
     if len(bar_steps) == 1:
         return Grammar1(int(bar_steps[0]), tables, pitch_range)
     return Grammar(bar_steps, tables, pitch_range)
+
+
+def repeat_grammar(g: Grammar | Grammar1, k: int) -> Grammar:
+    """A batch grammar with each sequence of ``g`` repeated ``k`` times in a row (a sampler's fork)."""
+    rows = lambda a: np.repeat(np.atleast_1d(np.asarray(a, dtype=np.int64)), k)  # noqa: E731
+    out = Grammar(rows(g.bar_len), g.t)
+    out.pitch_ids = g.pitch_ids
+    for name in ("phase", "bars", "cursor", "start", "target"):
+        setattr(out, name, rows(getattr(g, name)))
+    out.close = g.close
+    return out
