@@ -37,7 +37,7 @@ def _model():
         model = composer.bundle.model
         c = model.cfg
         plans = composer.bundle.record.bar_plans if composer.default_form == "corpus" else None  # as generate samples
-        inputs = [n for n, on in (("copy hints", c.copy_hints), ("length codes", c.length_aware), ("key codes", c.key_aware)) if on]
+        inputs = [n for n, on in (("copy hints", c.copy_hints), ("length codes", c.length_aware), ("key codes", c.key_aware), ("chord codes", getattr(c, "chord_aware", False))) if on]
         hinted = " with " + ", ".join(inputs) if inputs else ""
         return model, None, f"default model {c.num_layers}x{c.hidden_size}{hinted}", plans, composer.bundle.tokenizer
     torch.manual_seed(0)
