@@ -15,6 +15,7 @@ from pathlib import Path
 from composer.errors import MidiError
 from composer.harmony.analysis import label_spans
 from composer.harmony.chords import Chord
+from composer.harmony.features import beat_edges
 from composer.music.melody import Melody, Note
 from composer.music.score import VOICES  # the track names of a four-part file, top down
 
@@ -31,18 +32,6 @@ class Chorale:
     melody: Melody  # the soprano, exactly as the melody reader (composer.music.midi_io) reads it
     parts: tuple[tuple[Note, ...], ...]  # soprano, alto, tenor, bass notes on the melody's grid
     chords: tuple[ChordSpan, ...]  # one label per beat (composer.harmony.analysis.label_spans)
-
-
-def beat_edges(melody: Melody) -> list[int]:
-    """Beat boundaries in steps, from bar 1's line to the last: each bar's beats by its meter
-    (quarters in 4/4 and 3/4, dotted quarters in 6/8, half notes in 2/2: TimeSignature.beat_steps);
-    a bar that is not whole beats ends with a partial beat."""
-    starts = melody.bar_starts
-    edges = [starts[0]]
-    for bar in range(melody.n_bars):
-        beat = melody.meter_at(bar).beat_steps
-        edges += list(range(starts[bar] + beat, starts[bar + 1], beat)) + [starts[bar + 1]]
-    return edges
 
 
 def read_chorale(path: str | Path) -> Chorale:

@@ -43,7 +43,9 @@ def beats_of_bars(melody: Melody) -> list[list[int]]:
 
 
 def beat_edges(melody: Melody) -> list[int]:
-    """Beat boundaries from the first bar line to the last (len = beats + 1)."""
+    """Beat boundaries from the first bar line to the last (len = beats + 1): each bar's beats by
+    its meter (quarters in 4/4 and 3/4, dotted quarters in 6/8, half notes in 2/2:
+    TimeSignature.beat_steps); a bar that is not whole beats ends with a partial beat."""
     return [s for bar in beats_of_bars(melody) for s in bar] + [melody.total_steps]
 
 
