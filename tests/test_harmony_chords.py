@@ -134,3 +134,13 @@ def test_chords_of_a_bar_share_it_evenly():
     assert two == [(0, 36, Chord(C)), (36, 18, Chord(G)), (54, 18, Chord(F))]
     with pytest.raises(MusicError):
         progression_spans(bars, (0, 36))
+
+
+def test_a_bar_line_anywhere_makes_the_chords_share_bars():
+    """'C G7 |' (or '| C G7 |') is one bar of two chords, as written, not two bars of one."""
+    from composer.harmony.progression import parse_progression
+
+    for text in ("C G7 |", "| C G7 |", "|C G7"):
+        bars = parse_progression(text)
+        assert len(bars) == 1 and [c.symbol() for c in bars[0]] == ["C", "G7"], text
+    assert len(parse_progression("C G7")) == 2

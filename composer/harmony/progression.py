@@ -35,7 +35,7 @@ def _bars(text: str) -> list[list[Chord | None]]:
     body = text.strip().strip("|").strip()
     if not body:
         raise MusicError(f"no chords in {text!r}: write chord names such as \"Am F C G\" or \"Am F | C G\"")
-    groups = [g.split() for g in body.split("|")] if "|" in body else [[word] for word in body.split()]
+    groups = [g.split() for g in body.split("|")] if "|" in text else [[word] for word in body.split()]
     out: list[list[Chord | None]] = []
     for number, words in enumerate(groups, 1):
         if not words:
