@@ -159,7 +159,10 @@ def test_form_repeats_sections(tiny, tmp_path):
         pickup = is_pickup([(round(s * 24), round(d * 24)) for s, d, _ in first], 48)  # 24 steps a second at 120 bpm
         return [n for n in section(i) if n[0] >= bar] if pickup else section(i)
 
-    assert tail(0) == tail(1) and tail(2) == tail(3) and section(0) != section(2)
+    def opening(i):  # the piece's last section may close with a new last bar (a second-time ending)
+        return [n for n in tail(i) if n[0] < sec / 2]
+
+    assert tail(0) == tail(1) and opening(2) == opening(3) and section(0) != section(2)
 
 
 def test_default_structure_comes_from_the_checkpoints_tunes(tmp_path):

@@ -133,13 +133,14 @@ def free_last_bar(structure: Sequence[int] | None) -> bool:
 def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated], sampling: SamplingConfig,
                    generator: torch.Generator, total_bars: int, prime_tokens: int = 0,
                    free: Sequence[bool] | None = None, tries: int = TRIES, chords=None,
-                   target: int | None = None, guide=None) -> list[Generated]:
+                   target: int | None = None, guide=None, spans: Sequence[int] = (1, 2, 4)) -> list[Generated]:
     """``rows`` with each free last bar that does not cadence replaced by the most likely of
     ``tries`` redraws that does (else kept). ``prime_tokens``: body tokens of a prime at the
     start of every row (scored as the sampler scored them: not at all); ``total_bars``: the bars
     of each whole melody (the length codes'); ``chords``: the Sampler's chord codes, and
     ``target`` the pitch class to end on (None: each melody's tonic), ``guide`` the maker of
-    their chord-tone guide (``composer.generate.chordguide``). When no redraw of the last bar cadences (a note
+    their chord-tone guide (``composer.generate.chordguide``); ``spans``: the bars redrawn in
+    turn (a form's repeat redraws its last bar only, keeping the bars it repeats). When no redraw of the last bar cadences (a note
     of the bar before held far into it), the last two bars are redrawn, then the last four."""
     out = list(rows)
     bar = tokenizer.vocab.bar
@@ -151,7 +152,7 @@ def better_endings(model: MelodyLSTM, tokenizer: Tokenizer, rows: list[Generated
             continue
         body = list(row.ids[3:-1])  # BOS TimeSig Key ... EOS
         lines = [j for j, t in enumerate(body) if t == bar]  # each bar's Bar token
-        for redraw in (1, 2, 4):  # the last bar; then more (a note held into the last bar)
+        for redraw in spans:  # the last bar; then more (a note held into the last bar)
             if len(lines) < redraw or lines[-redraw] < prime_tokens:
                 break  # those bars are the prime's: nothing to redraw
             drawn = _redraw(model, tokenizer, melody, body, lines[-redraw], redraw, sampling, generator,

@@ -15,7 +15,7 @@ from composer.music.keys import Key
 from composer.music.melody import Melody
 from composer.music.meter import TimeSignature
 from composer.model.network import MelodyLSTM
-from composer.generate.endings import better_endings, end_on_cadence, free_last_bar
+from composer.generate.endings import better_endings, cadences, end_on_cadence, free_last_bar
 from composer.generate.sample import Generated, Sampler, SamplingConfig
 from composer.generate.structure import Literal, repeat_plan
 from composer.tokens.tokenizer import Tokenizer
@@ -90,18 +90,27 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         if letter not in sections:
             sections[letter] = s.sample_bars(size, final=last)
             continue
-        # a repeat: its bars as they were, but for a varied last bar and a pickup's lead-in
-        plans = [repeat_plan(sec, s.tables, int(bar_steps[row]), plan.vary) for row, sec in enumerate(sections[letter])]
+        # a repeat: its bars as they were, but for a varied last bar and a pickup's lead-in; the
+        # piece's last section also gets a new last bar (a second-time ending) where its own does not cadence
+        close = _open_endings(tokenizer, s, sections[letter], target) if last else [False] * num
+        plans = [repeat_plan(sec, s.tables, int(bar_steps[row]), plan.vary or close[row])
+                 for row, sec in enumerate(sections[letter])]
         if all(isinstance(r, Literal) for p in plans for r in p):
             s.feed(sections[letter])
             if last:
                 s.feed([[s.tables.eos]] * num)
         else:
             s.sample_bars(size, final=last, plans=plans)
-    if plan.form.index(plan.form[-1]) < len(plan.form) - 1:
-        return s.results()  # the last section repeats one: its ending is that section's
-    return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), chords=chords,
-                          target=target, guide=guide)
+    repeated = plan.form.index(plan.form[-1]) < len(plan.form) - 1
+    free = (close or None) if repeated else None  # a repeat's last bar: only where it was made new
+    return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), free,
+                          chords=chords, target=target, guide=guide, spans=(1,))
+
+
+def _open_endings(tokenizer: Tokenizer, s: Sampler, sections: list[list[int]], target: int | None) -> list[bool]:
+    """Per row: True when the section a final repeat copies does not end on a cadence."""
+    rows, eos = s.lik.rows(0), tokenizer.vocab.eos
+    return [not cadences(tokenizer.decode(list(row[:3]) + list(sec) + [eos]), target) for row, sec in zip(rows, sections)]
 
 
 def _chord_guide(plan: Plan, codes, tokenizer: Tokenizer):
