@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from composer.harmony.vocab import CHORD_VOCABULARY
+from composer.harmony.vocab import tone_table
 from composer.model.chordcodes import NO_CHORDS
 from composer.music.meter import TimeSignature
 from composer.tokens.grammar import AFTER_POS
@@ -32,10 +32,7 @@ def strong_offsets(meter: TimeSignature) -> frozenset[int]:
 def tones_table(codes: np.ndarray, tonic: int) -> np.ndarray:
     """(steps, 12) bool: the pitch classes of the chord at each step (chord codes relative to
     ``tonic``; no chord: none)."""
-    by_code = np.zeros((len(CHORD_VOCABULARY) + 1, 12), dtype=bool)
-    for code, chord in enumerate(CHORD_VOCABULARY):
-        if chord is not None:
-            by_code[code, list(chord.transpose(tonic).tones())] = True
+    by_code = np.vstack([np.roll(tone_table(), tonic, axis=1), np.zeros((1, 12), dtype=bool)])  # + NO_CHORDS
     return by_code[np.minimum(codes, NO_CHORDS)]
 
 

@@ -33,7 +33,7 @@ from composer.harmony.chords import Chord
 from composer.harmony.features import (RATES, beat_edges, beat_features, beat_tonics, check_rate, pitch_time,
                                        segment_edges, segment_of_beats)
 from composer.harmony.network import N_CHORDS, HarmonizerConfig, HarmonizerNet
-from composer.harmony.vocab import CHORD_VOCABULARY, chord_from_id
+from composer.harmony.vocab import CHORD_VOCABULARY, chord_from_id, tone_table
 from composer.music.melody import Melody
 
 FORMAT = "composer-harmonizer"
@@ -46,9 +46,7 @@ PRIMARY_BONUS = 4.0  # log-prob bonus for the primary chords (I IV V V7; minor: 
 BATCH = 64  # melodies decoded together
 
 ChordSpan = tuple[int, int, Chord]
-_TONES = np.zeros((N_CHORDS, 12), dtype=np.float32)  # key-relative chord id -> its pitch classes
-for _i, _c in enumerate(CHORD_VOCABULARY[1:], 1):
-    _TONES[_i, list(_c.tones())] = 1.0
+_TONES = tone_table()[:N_CHORDS].astype(np.float32)  # key-relative chord id -> its pitch classes
 
 
 def _prior() -> np.ndarray:

@@ -9,6 +9,8 @@ class 0-11, and 12 for "no bass" (no chord). New qualities may only be appended 
 
 from __future__ import annotations
 
+import numpy as np
+
 from composer.errors import MusicError
 from composer.harmony.chords import QUALITIES, Chord
 
@@ -41,3 +43,14 @@ def chord_from_id(index: int, bass: int | None = None) -> Chord | None:
 def bass_id(chord: Chord | None) -> int:
     """The bass pitch class of a chord, or NO_BASS for no chord."""
     return NO_BASS if chord is None else chord.bass
+
+
+def tone_table() -> np.ndarray:
+    """(chord ids, 12) bool: the pitch classes of each chord id (none for id 0, no chord); for
+    key-relative ids, pitch classes above the tonic (``np.roll`` by a tonic moves them to a key)."""
+    table = np.zeros((len(CHORD_VOCABULARY), 12), dtype=bool)
+    for i, chord in enumerate(CHORD_VOCABULARY):
+        if chord is not None:
+            table[i, list(chord.tones())] = True
+    return table
+
