@@ -181,3 +181,22 @@ def leading_full(calls: list, num: int) -> list:
             break
         out.append(call)
     return out
+
+
+def one_pass_equals_stepwise(model, tokenizer, plan, monkeypatch, bars: int) -> list:
+    """generate() with a long prime fed in one forward pass and again token by token: the same
+    melodies (of ``bars`` bars) and likelihoods; returns the one-pass melodies."""
+    import pytest
+    import torch
+
+    import composer.generate.sample as sample
+    from composer.generate.plan import generate
+
+    fast = generate(model, tokenizer, plan, 2, torch.Generator().manual_seed(9))
+    monkeypatch.setattr(sample, "_SHARED_MIN", 10**9)
+    slow = generate(model, tokenizer, plan, 2, torch.Generator().manual_seed(9))
+    assert [g.ids for g in fast] == [g.ids for g in slow]
+    for a, b in zip(fast, slow):
+        assert tokenizer.decode(a.ids).n_bars == bars
+        assert a.nll_nats == pytest.approx(b.nll_nats, rel=1e-4)
+    return fast

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import leading_full, no_ending_search, record_steps
+from conftest import leading_full, no_ending_search, one_pass_equals_stepwise, record_steps
 from composer.cli import main
 from composer.errors import ModelError
 from composer.generate.plan import Plan, generate
@@ -252,17 +252,8 @@ def test_each_row_hears_the_key_it_drew(model, num, monkeypatch):
 
 
 def test_a_long_prime_in_one_pass_gets_the_same_codes_as_step_by_step(model, monkeypatch):
-    import composer.generate.sample as sample
-
     prime = modulating(20, 12, D)  # 20 bars, a key change in bar 13: far past the shared-pass threshold
-    plan = Plan(bars=3, prime=prime)
-    fast = generate(model, TOK, plan, 2, torch.Generator().manual_seed(9))
-    monkeypatch.setattr(sample, "_SHARED_MIN", 10**9)
-    slow = generate(model, TOK, plan, 2, torch.Generator().manual_seed(9))
-    assert [g.ids for g in fast] == [g.ids for g in slow]
-    for a, b in zip(fast, slow):
-        assert TOK.decode(a.ids).n_bars == 23
-        assert a.nll_nats == pytest.approx(b.nll_nats, rel=1e-4)
+    fast = one_pass_equals_stepwise(model, TOK, Plan(bars=3, prime=prime), monkeypatch, 23)
     # the new bars were sampled hearing the prime's last key: the likelihood scoring computes
     scored = token_nlls(model, TOK, [np.asarray(g.ids) for g in fast])
     n_prime = len(TOK.encode(prime)) - 2  # predicted tokens of the prime: all but BOS and its EOS

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import leading_full, no_ending_search, record_steps
+from conftest import leading_full, no_ending_search, one_pass_equals_stepwise, record_steps
 from composer.errors import ModelError
 from composer.generate.plan import Plan, generate
 from composer.generate.sample import Sampler, SamplingConfig
@@ -211,18 +211,9 @@ def test_sampling_feeds_the_codes_training_would_see_and_ends_on_time(model, num
 
 
 def test_a_long_prime_in_one_pass_gets_the_same_codes_as_step_by_step(model, monkeypatch):
-    import composer.generate.sample as sample
-
     notes = tuple(Note(i * 24, 24, 60 + (i * 5) % 12) for i in range(2 * 20))  # 20 bars of half notes
     prime = Melody(notes, TimeSignature(4, 4), Key(0), 20)
-    plan = Plan(bars=3, prime=prime)
-    fast = generate(model, TOK, plan, 2, torch.Generator().manual_seed(9))
-    monkeypatch.setattr(sample, "_SHARED_MIN", 10**9)
-    slow = generate(model, TOK, plan, 2, torch.Generator().manual_seed(9))
-    assert [g.ids for g in fast] == [g.ids for g in slow]
-    for a, b in zip(fast, slow):
-        assert TOK.decode(a.ids).n_bars == 23
-        assert a.nll_nats == pytest.approx(b.nll_nats, rel=1e-4)
+    one_pass_equals_stepwise(model, TOK, Plan(bars=3, prime=prime), monkeypatch, 23)
 
 
 def test_the_sampler_likelihood_equals_scoring_and_resets_after_a_prime(model):

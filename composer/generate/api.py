@@ -137,7 +137,7 @@ class Composer:
         if req.chords is not None:
             from composer.generate.chordplan import over_chords
 
-            if not getattr(self.bundle.model.cfg, "chord_aware", False):
+            if not self.bundle.model.cfg.chord_aware:
                 raise RequestError(f"the model {self.bundle.name} was trained without chords: use the shipped model, "
                                    "or train one with `compose train --chord-aware`")
             meter, key, spans = over_chords(req.chords, req.bars, prime, meter, key, known)

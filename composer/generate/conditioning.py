@@ -34,7 +34,7 @@ class Conditioning:
         self.key_of = key_of_token(vocab) if cfg.key_aware else None
         self.keys = np.full(batch, NO_KEY, dtype=np.int64) if cfg.key_aware else None
         # chord_at[step]: the chord code there; per row: bars taken, bar start and length, time now
-        self.chord_at = chords if getattr(cfg, "chord_aware", False) and chords is not None else None
+        self.chord_at = chords if cfg.chord_aware and chords is not None else None
         if self.chord_at is not None:
             self.kinds, self.values = vocab.kinds, vocab.values
             self.bars = np.zeros(batch, dtype=np.int64)

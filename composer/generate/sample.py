@@ -48,7 +48,7 @@ class Sampler:
             raise ModelError("this model is length-aware: pass total_bars (the bars of the whole melody) to the Sampler")
         if total_bars is not None and total_bars < 0:
             raise ComposerError(f"total bars must be at least 0, got {total_bars}")
-        if chords is not None and not getattr(model.cfg, "chord_aware", False):
+        if chords is not None and not model.cfg.chord_aware:
             raise ModelError("this model was trained without chords: train one with `compose train --chord-aware` "
                              "to write melodies over chords")
         if model.training:
