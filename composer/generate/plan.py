@@ -63,7 +63,6 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         p = plan.prime
         body = tokenizer.encode(p)[3:-1]  # drop BOS TimeSig Key ... EOS
         s.start([p.time_signature], [p.key])
-        s.chord_guide = guide(s) if guide else None
         s.feed([body] * num)
         s.reset_likelihood()  # bits per note are the new bars' (the prime is the user's, not the model's)
     else:
@@ -102,7 +101,7 @@ def generate(model: MelodyLSTM, tokenizer: Tokenizer, plan: Plan, num: int = 1,
         else:
             s.sample_bars(size, final=last, plans=plans)
     repeated = plan.form.index(plan.form[-1]) < len(plan.form) - 1
-    free = (close or None) if repeated else None  # a repeat's last bar: only where it was made new
+    free = close if repeated else None  # a repeat's last bar: only where it was made new
     return better_endings(model, tokenizer, s.results(), plan.sampling, s.gen, total, len(body), free,
                           chords=chords, target=target, guide=guide, spans=(1,))
 
