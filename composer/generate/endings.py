@@ -2,12 +2,17 @@
 
 A length-aware model knows the last bar is the last (``composer.model.lengths``), and taught the
 real ending of a tune it puts the tonic first most of the time; but one free draw of the last bar
-often keeps running in short notes or stops on the 2nd or 5th degree. So, after a batch is
-sampled, every melody whose last bar does not *cadence* has that bar drawn again ``tries`` times
-from the model's own state at its bar line (the bars before are fed back unchanged, in one
-forward pass), and the most likely redraw that cadences replaces it. When no redraw cadences the
-melody keeps its own ending. Every note is still the model's; the search only chooses among its
-endings, as ranking chooses among its melodies.
+often keeps running in short notes or stops on the 2nd or 5th degree. So the last bar is drawn
+several times from the model's own state at its bar line, and a melody whose own draw does not
+*cadence* takes the most likely draw that does. Every note is still the model's; the search only
+chooses among its endings, as ranking chooses among its melodies. Two ways, one rule:
+
+* ``end_on_cadence`` (the default, free path): the sampler stops at every melody's last bar line
+  and is forked (``composer.generate.fork``), so each last bar is drawn once freely and ``tries``
+  times guided, all in one batch, nothing fed again;
+* ``better_endings`` (forms and ``--form corpus`` plans, whose last bar the plan may fix): after the
+  batch, each melody that does not cadence is fed back in one forward pass and its last bar
+  redrawn ``tries`` times.
 
 A last bar **cadences** (``cadences``) when its last note
 
