@@ -44,6 +44,18 @@ def read_chorale(path: str | Path) -> Chorale:
     return chorale
 
 
+def has_voices(path: str | Path) -> bool:
+    """Whether a MIDI file names the four voice tracks (Soprano, Alto, Tenor, Bass): a quick look
+    at its track names before ``read_chorale`` reads them; False for an unreadable file."""
+    from symusic import Score
+
+    try:
+        names = {t.name.strip() for t in Score(str(path)).tracks}
+    except Exception:  # symusic raises several kinds on broken files; the melody reader says why later
+        return False
+    return set(VOICES) <= names
+
+
 def load_chorales(folder: str | Path = CORPUS) -> list[Chorale]:
     """Every four-part ``bach_*.mid`` in ``folder``, sorted by file name (soprano-only files left out)."""
     found = (_read(p) for p in sorted(Path(folder).glob("bach_*.mid"), key=lambda p: p.name))

@@ -1,8 +1,8 @@
 """The chords a chord-aware melody model trains on (``TrainConfig.chord_aware``): for each
 training tune the chord sounding at every token (``composer.model.chordcodes``).
 
-* A four-part file (tracks Soprano, Alto, Tenor, Bass: the Bach chorales of ``midi_corpus/``)
-  gives its own harmony: one label per beat from its four voices (``composer.harmony.corpus``).
+* A four-part file (tracks named Soprano, Alto, Tenor, Bass, such as the Bach chorales of
+  ``midi_corpus/``, whatever its name) gives its own harmony: one label per beat from its four voices (``composer.harmony.corpus``).
 * Any other tune gets the chords the shipped harmonizer writes for it (its own choice of chord
   rate), as ``compose harmonize`` would.
 
@@ -29,13 +29,13 @@ _BATCH = 64  # tunes harmonized per call
 def chord_spans(folder: str | Path, files: Sequence[TokenizedFile], tokenizer: Tokenizer,
                 progress: Progress | None = None) -> list[list[chordcodes.ChordSpan]]:
     """Each file's chords: a four-part file's own beat labels, else the shipped harmonizer's."""
-    from composer.harmony.corpus import read_chorale
+    from composer.harmony.corpus import has_voices, read_chorale
     from composer.harmony.harmonizer import Harmonizer
 
     out: list[list | None] = [None] * len(files)
     rest = []
     for i, f in enumerate(files):
-        if Path(f.path).name.startswith("bach_"):
+        if has_voices(Path(folder) / f.path):
             try:
                 out[i] = list(read_chorale(Path(folder) / f.path).chords)
                 continue
