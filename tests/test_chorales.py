@@ -148,3 +148,12 @@ def test_voices_entering_after_a_solo_pickup_are_refused():
         score.insert(0, part)
     with pytest.raises(MusicError, match="start or end in different bars"):
         score_to_voices(score, "solo pickup")
+
+
+def test_has_voices_looks_at_track_names_whatever_the_file_name(tmp_path):
+    from composer.harmony.corpus import has_voices
+
+    assert has_voices(write_voices(tmp_path / "my song.mid", CADENCE))
+    assert not has_voices(write_voices(tmp_path / "trio.mid", {k: v for k, v in CADENCE.items() if k != "Alto"}))
+    (tmp_path / "broken.mid").write_bytes(b"MThd\x00\x00")
+    assert not has_voices(tmp_path / "broken.mid")
